@@ -1,0 +1,48 @@
+"""Lineage: which plugins, versions and tracked options made a data type, and its hash."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DataKey", "canonical", "deterministic_hash"]
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON values (tuples become lists), for comparing lineages."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_jsonable))
+
+
+def _jsonable(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, (set, frozenset)):
+        return sorted(x)
+    return str(x)
+
+
+def deterministic_hash(obj: Any, length: int = 10) -> str:
+    """A digest of ``obj``'s canonical JSON: ``length`` lowercase base32 characters.
+
+    >>> deterministic_hash({"b": 1, "a": (2, 3)}) == deterministic_hash({"a": [2, 3], "b": 1})
+    True
+    """
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    digest = hashlib.sha1(text.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:length]
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """Names stored data: ``str(key) == f"{run_id}-{data_type}-{lineage_hash}"``."""
+
+    run_id: str
+    data_type: str
+    lineage_hash: str
+    lineage: dict = field(compare=False, hash=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.run_id}-{self.data_type}-{self.lineage_hash}"

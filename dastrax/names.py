@@ -1,0 +1,54 @@
+"""Validation of run ids and superrun names (SEMANTICS.md, "Run ids")."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidRunName
+
+_REGULAR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
+
+__all__ = ["is_superrun_id", "validate_run_id", "validate_superrun_name"]
+
+
+def is_superrun_id(run_id: str) -> bool:
+    """Whether ``run_id`` names a superrun (starts with ``_``)."""
+    return isinstance(run_id, str) and run_id.startswith("_")
+
+
+def _check(run_id, what: str) -> str:
+    if not isinstance(run_id, str):
+        raise InvalidRunName(f"{what} must be a string: got {run_id!r} ({type(run_id).__name__})")
+    body = run_id[1:] if run_id.startswith("_") else run_id
+    if not run_id or not body:
+        raise InvalidRunName(f"{what} must not be empty: got {run_id!r}")
+    if ".." in run_id or not _REGULAR.fullmatch(body):
+        raise InvalidRunName(
+            f"invalid {what} {run_id!r}: use letters, digits, '_' and '.' only "
+            "(no '-', '/', whitespace or '..'), starting with a letter or digit "
+            "(superruns: '_' then the same)"
+        )
+    return run_id
+
+
+def validate_run_id(run_id) -> str:
+    """Return ``run_id`` if it is a valid regular run id or superrun id, else raise."""
+    return _check(run_id, "run id")
+
+
+def validate_regular_run_id(run_id) -> str:
+    """Return ``run_id`` if it is a valid *regular* run id (no leading ``_``)."""
+    _check(run_id, "run id")
+    if run_id.startswith("_"):
+        raise InvalidRunName(
+            f"run id {run_id!r} starts with '_', which is reserved for superruns: "
+            "define superruns with Context.define_run"
+        )
+    return run_id
+
+
+def validate_superrun_name(name) -> str:
+    """Return ``name`` if it is a valid superrun name, else raise :class:`InvalidRunName`."""
+    if isinstance(name, str) and name and not name.startswith("_"):
+        raise InvalidRunName(f"superrun names must start with '_': got {name!r} (try '_{name}')")
+    return _check(name, "superrun name")

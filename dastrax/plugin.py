@@ -1,0 +1,188 @@
+"""Plugins and their options: what turns one data type into another, chunk by chunk."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["Option", "Plugin", "endtime"]
+
+_NO_DEFAULT = object()
+
+
+class Option:
+    """A configurable value of a plugin.
+
+    Parameters
+    ----------
+    default
+        Value used when the context config does not set it.
+    default_per_run
+        ``[(run_id, value), ...]``: used only when the context option
+        ``use_per_run_defaults`` is on. A run takes the value of the last entry whose
+        run id is at or before it (integers compared as integers).
+    track
+        Whether the value is part of the lineage (and so of the storage key).
+    type
+        A type (or tuple of types) the value must have.
+    help
+        What the option does.
+
+    Examples
+    --------
+    >>> class Peaks(Plugin):
+    ...     bonus_area = Option(default=0, help="added to every area")
+    """
+
+    def __init__(
+        self,
+        default: Any = _NO_DEFAULT,
+        default_per_run: list[tuple[str, Any]] | None = None,
+        track: bool = True,
+        type: type | tuple[type, ...] | None = None,  # noqa: A002 - strax's name
+        help: str = "",  # noqa: A002
+    ):
+        self.default = default
+        self.default_per_run = [tuple(x) for x in default_per_run] if default_per_run else None
+        self.track = track
+        self.type = type
+        self.help = help
+        self.name: str = ""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        return instance.config[self.name]
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, default={self.default!r}, track={self.track})"
+
+    def resolve(self, run_id: str, config: dict, use_per_run_defaults: bool, plugin: str):
+        """The value of this option for ``run_id``, with its precedence rules applied."""
+        if self.name in config:
+            value = config[self.name]
+        elif use_per_run_defaults and self.default_per_run:
+            value = per_run_default(self.default_per_run, run_id, self.default)
+            if value is _NO_DEFAULT:
+                raise ConfigError(
+                    f"option {self.name!r} of plugin {plugin} has no value for run {run_id!r}: "
+                    "add it to default_per_run or set it with set_config"
+                )
+        elif self.default is not _NO_DEFAULT:
+            value = self.default
+        else:
+            raise ConfigError(
+                f"option {self.name!r} of plugin {plugin} has no default: "
+                f"set it with st.set_config({{{self.name!r}: ...}})"
+            )
+        if self.type is not None and not isinstance(value, self.type):
+            raise ConfigError(
+                f"option {self.name!r} of plugin {plugin} must be of type {self.type}: "
+                f"got {value!r}"
+            )
+        return value
+
+
+def _run_order_key(run_id: str):
+    return run_id
+
+
+def _at_or_before(a: str, b: str) -> bool:
+    """``a <= b`` as run ids: as integers when both are integers, else as strings."""
+    try:
+        return int(a) <= int(b)
+    except (TypeError, ValueError):
+        return str(a) <= str(b)
+
+
+def per_run_default(entries, run_id: str, default=_NO_DEFAULT):
+    """The value of ``default_per_run`` entries for ``run_id`` (see :class:`Option`)."""
+    value = default
+    for start_run, v in entries:
+        if _at_or_before(str(start_run), run_id):
+            value = v
+    return value
+
+
+class Plugin:
+    """Base class of everything that produces a data type.
+
+    Subclasses set ``provides``, ``depends_on``, optionally ``data_kind`` (defaults to
+    ``provides``), ``__version__``, a ``dtype`` (class attribute or ``infer_dtype``), and
+    ``compute``. Source plugins (``depends_on = ()``) also define ``chunk_intervals``.
+
+    ``compute`` receives one chunk: the dependencies' rows for ``[start, end)`` as keyword
+    arguments named by data kind (several dependencies of one kind merged column-wise),
+    then ``start`` and ``end``; source plugins get only ``start`` and ``end``. It returns
+    a structured array of exactly ``dtype``, sorted by ``time``, inside ``[start, end)``.
+
+    Examples
+    --------
+    >>> import numpy as np, dastrax
+    >>> class Doubled(dastrax.Plugin):
+    ...     provides = "doubled"
+    ...     depends_on = ("records",)
+    ...     dtype = [("time", np.int64), ("endtime", np.int64), ("x", np.int16)]
+    ...     def compute(self, records, start, end):
+    ...         out = np.zeros(len(records), self.dtype)
+    ...         out["time"] = records["time"]
+    ...         out["endtime"] = dastrax.endtime(records)
+    ...         out["x"] = 2 * records["channel"]
+    ...         return out
+    """
+
+    provides: ClassVar[str] = ""
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    data_kind: ClassVar[str | None] = None
+    __version__: ClassVar[str] = "0.0.0"
+    dtype: Any = None
+
+    def __init__(self, run_id: str, config: dict[str, Any]):
+        self.run_id = run_id
+        self.config = config
+        dtype = self.infer_dtype() if type(self).dtype is None else type(self).dtype
+        self.dtype = np.dtype(dtype)
+
+    # -- class-level description ------------------------------------------------------
+    @classmethod
+    def options(cls) -> dict[str, Option]:
+        """All options of the plugin, by name (inherited ones included)."""
+        found: dict[str, Option] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Option):
+                    found[name] = value
+        return found
+
+    @classmethod
+    def kind(cls) -> str:
+        """The data kind of what the plugin provides."""
+        return cls.data_kind or cls.provides
+
+    def infer_dtype(self):
+        """The output dtype, when it is not a class attribute ``dtype``."""
+        raise ConfigError(f"plugin {type(self).__name__} defines neither a dtype nor infer_dtype()")
+
+    # -- per-chunk work ---------------------------------------------------------------
+    def chunk_intervals(self, run_id: str) -> list[tuple[int, int]]:
+        """Source plugins: the ``[start, end)`` intervals of the run's chunks."""
+        raise ConfigError(
+            f"source plugin {type(self).__name__} must define chunk_intervals(run_id)"
+        )
+
+    def compute(self, *args, **kwargs):  # pragma: no cover - always overridden
+        raise ConfigError(f"plugin {type(self).__name__} must define compute()")
+
+
+def endtime(arr: np.ndarray) -> np.ndarray:
+    """The end of each row: the ``endtime`` field, or ``time + length * dt``."""
+    names = arr.dtype.names or ()
+    if "endtime" in names:
+        return arr["endtime"]
+    return arr["time"] + arr["length"].astype(np.int64) * arr["dt"].astype(np.int64)

@@ -1,0 +1,127 @@
+"""Registered plugins and their configuration: which plugin makes which data type, with
+which option values for a given run, and the resulting lineage."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from .errors import ConfigError, DataNotAvailable, InvalidRequest, UnknownConfigWarning
+from .lineage import DataKey, deterministic_hash
+from .plugin import Plugin
+
+__all__ = ["PluginRegistry"]
+
+
+class PluginRegistry:
+    """Plugins by the data type they provide, plus the plugin config (option values)."""
+
+    def __init__(self):
+        self.plugins: dict[str, type[Plugin]] = {}
+        self.config: dict[str, Any] = {}
+        self.use_per_run_defaults = False
+        self._warned: set[str] = set()
+
+    def register(self, plugin_cls) -> None:
+        """Register a plugin class (or a list of them)."""
+        if isinstance(plugin_cls, (list, tuple)):
+            for p in plugin_cls:
+                self.register(p)
+            return
+        if not (isinstance(plugin_cls, type) and issubclass(plugin_cls, Plugin)):
+            raise ConfigError(f"can only register dastrax.Plugin subclasses: got {plugin_cls!r}")
+        provides = plugin_cls.provides
+        if not provides or not isinstance(provides, str) or "-" in provides or "/" in provides:
+            raise ConfigError(
+                f"plugin {plugin_cls.__name__} must set `provides` to a data type name "
+                f"without '-' or '/': got {provides!r}"
+            )
+        self.plugins[provides] = plugin_cls
+
+    def plugin_class(self, data_type: str) -> type[Plugin]:
+        try:
+            return self.plugins[data_type]
+        except (KeyError, TypeError):
+            known = ", ".join(sorted(self.plugins)) or "none"
+            raise DataNotAvailable(
+                f"unknown data type {data_type!r}: no registered plugin provides it "
+                f"(registered: {known}); register its plugin with st.register(...)"
+            ) from None
+
+    def data_kind(self, data_type: str) -> str:
+        return self.plugin_class(data_type).kind()
+
+    def dependencies(self, data_type: str) -> list[str]:
+        """``data_type`` and everything it depends on, dependencies first."""
+        order: list[str] = []
+
+        def visit(dt, stack):
+            if dt in stack:
+                raise ConfigError(f"plugins depend on each other in a cycle: {' -> '.join(stack)}")
+            if dt in order:
+                return
+            for dep in self.plugin_class(dt).depends_on:
+                visit(dep, (*stack, dt))
+            order.append(dt)
+
+        visit(data_type, ())
+        return order
+
+    def check_config(self) -> None:
+        """Warn (once per key) about config keys that no registered plugin has."""
+        known = {name for p in self.plugins.values() for name in p.options()}
+        for key in self.config:
+            if key not in known and key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"config key {key!r} is not an option of any registered plugin; "
+                    "it does nothing (check the spelling or register the plugin first)",
+                    UnknownConfigWarning,
+                    stacklevel=4,
+                )
+
+    def options_for(self, data_type: str, run_id: str) -> dict[str, Any]:
+        cls = self.plugin_class(data_type)
+        return {
+            name: opt.resolve(run_id, self.config, self.use_per_run_defaults, cls.__name__)
+            for name, opt in cls.options().items()
+        }
+
+    def plugin(self, data_type: str, run_id: str) -> Plugin:
+        """An instance of ``data_type``'s plugin configured for (regular) run ``run_id``."""
+        cls = self.plugin_class(data_type)
+        try:
+            return cls(run_id, self.options_for(data_type, run_id))
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(
+                f"plugin {cls.__name__} could not be set up for run {run_id!r}: {e}"
+            ) from e
+
+    def lineage(self, data_type: str, run_id: str) -> dict:
+        """``{data_type: (class name, version, {tracked option: value})}`` over the type and
+        every type it depends on, for regular run ``run_id``."""
+        self.check_config()
+        out = {}
+        for dt in self.dependencies(data_type):
+            cls = self.plugin_class(dt)
+            opts = self.options_for(dt, run_id)
+            tracked = {k: v for k, v in sorted(opts.items()) if cls.options()[k].track}
+            out[dt] = (cls.__name__, str(cls.__version__), tracked)
+        return out
+
+    def key(self, run_id: str, data_type: str) -> DataKey:
+        """The storage key of ``data_type`` for regular run ``run_id``."""
+        lineage = self.lineage(data_type, run_id)
+        return DataKey(run_id, data_type, deterministic_hash(lineage), lineage)
+
+    def same_kind(self, targets: list[str]) -> str:
+        """The one data kind of ``targets``; refuses targets of different kinds."""
+        kinds = {t: self.data_kind(t) for t in targets}
+        if len(set(kinds.values())) != 1:
+            raise InvalidRequest(
+                f"targets of different data kinds cannot be combined in one call: {kinds}; "
+                "load them separately"
+            )
+        return next(iter(kinds.values()))

@@ -1,0 +1,705 @@
+"""Storage frontends: where stored data and run documents live.
+
+The superrun and loader code talks to storage only through the small protocol of
+:class:`StorageFrontend` (find a key, open its metadata, read a chunk's rows of a column,
+write and commit a group, read and write run documents); :class:`ZarrDirectory` is its
+implementation over a local directory or an fsspec URL.
+
+On-disk layout of a :class:`ZarrDirectory`::
+
+    <root>/<run_id>-<data_type>-<lineage_hash>/   one zarr v3 group per stored key
+        zarr.json                                 group attrs["dastrax"]: all metadata,
+                                                  incl. the chunk table; consolidated
+        <field>/zarr.json, <field>/c/<i>[/0...]    one array per field, rows first
+    <root>/runs/<run_id>.json                     run documents
+    <root>/.tmp-<key>-<uuid>/                     a group being written (never listed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import fsspec
+import numpy as np
+import zarr
+import zarr.errors
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+
+from . import __version__
+from .errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from .names import validate_run_id
+
+__all__ = ["Appender", "StorageFrontend", "ZarrDirectory", "make_codecs", "read_block"]
+
+RUNS_DIR = "runs"
+TMP_PREFIX = ".tmp-"
+WRITER_FILE = "dastrax-writer.json"
+#: largest uncompressed zarr chunk of one column, in bytes
+MAX_ZARR_CHUNK_BYTES = 32 * 10**6
+#: temporary folders of writers on other hosts are swept after this many seconds
+STALE_TMP_SECONDS = 6 * 3600
+
+warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+
+
+# --------------------------------------------------------------------------------------
+# codecs and dtypes
+# --------------------------------------------------------------------------------------
+DEFAULT_COMPRESSOR = {"name": "blosc", "cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
+
+
+def normalize_compressor(spec: Any) -> dict:
+    """A compressor description as a dict: ``"blosc-lz4"``, ``"zstd"`` or a dict."""
+    if spec is None:
+        return dict(DEFAULT_COMPRESSOR)
+    if isinstance(spec, str):
+        name, _, cname = spec.partition("-")
+        if name == "blosc":
+            return {**DEFAULT_COMPRESSOR, "cname": cname or "lz4"}
+        if name == "zstd":
+            return {"name": "zstd", "level": 3}
+        if name == "none":
+            return {"name": "none"}
+        raise InvalidRequest(
+            f"unknown compressor {spec!r}: use 'blosc-lz4', 'blosc-zstd', 'zstd' or 'none'"
+        )
+    if isinstance(spec, dict) and spec.get("name", "blosc") in ("blosc", "zstd", "none"):
+        return {**(DEFAULT_COMPRESSOR if spec.get("name", "blosc") == "blosc" else {}), **spec}
+    raise InvalidRequest(f"unknown compressor {spec!r}: use a name or a dict with 'name'")
+
+
+def make_codecs(spec: dict) -> list:
+    """zarr codecs for a compressor description; always ending with a crc32c checksum."""
+    spec = normalize_compressor(spec)
+    if spec["name"] == "blosc":
+        first = [BloscCodec(cname=spec["cname"], clevel=spec["clevel"], shuffle=spec["shuffle"])]
+    elif spec["name"] == "zstd":
+        first = [ZstdCodec(level=spec.get("level", 3))]
+    else:
+        first = []
+    return [*first, Crc32cCodec()]
+
+
+def dtype_to_json(dtype: np.dtype) -> list:
+    """A structured dtype as JSON: ``[[name, title, base dtype str, shape], ...]``."""
+    out = []
+    for name in dtype.names:
+        sub, _offset, *title = dtype.fields[name]
+        out.append([name, title[0] if title else None, sub.base.str, list(sub.shape)])
+    return out
+
+
+def dtype_from_json(desc: list) -> np.dtype:
+    """Inverse of :func:`dtype_to_json`."""
+    fields = []
+    for name, title, base, shape in desc:
+        key = (title, name) if title else name
+        fields.append((key, np.dtype(base), tuple(shape)) if shape else (key, np.dtype(base)))
+    return np.dtype(fields)
+
+
+# --------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _local_path(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+@functools.lru_cache(maxsize=256)
+def _zarr_store(root: str, readonly: bool):
+    if _is_local(root):
+        return zarr.storage.LocalStore(_local_path(root), read_only=readonly)
+    return zarr.storage.FsspecStore.from_url(root, read_only=readonly)
+
+
+@functools.lru_cache(maxsize=8192)
+def _open_array(root: str, path: str):
+    return zarr.open_array(
+        _zarr_store(root, True), path=path, mode="r", config={"read_missing_chunks": False}
+    )
+
+
+def _chunk_file(root: str, path: str, arr, lo: int, hi: int) -> str:
+    """The chunk file of ``path`` in rows ``[lo, hi)`` that fails to decode (or the range)."""
+    rows = arr.chunks[0]
+    tail = "/0" * (arr.ndim - 1)
+    for c in range(lo // rows, max(lo // rows + 1, -(-hi // rows))):
+        try:
+            arr[c * rows : min((c + 1) * rows, arr.shape[0])]
+        except Exception:  # noqa: BLE001 - we are locating the damage
+            return f"{root.rstrip('/')}/{path}/c/{c}{tail}"
+    return f"{root.rstrip('/')}/{path} rows {lo}:{hi}"
+
+
+def read_block(root: str, path: str, lo: int, hi: int, index=None) -> np.ndarray:
+    """Rows ``[lo, hi)`` of the zarr array at ``root/path``, then ``[index]`` if given.
+
+    Damaged or missing chunk files raise :class:`CorruptData` naming the file.
+    """
+    try:
+        arr = _open_array(root, path)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError, ValueError, KeyError) as e:
+        _open_array.cache_clear()
+        raise CorruptData(
+            f"cannot open stored array {root.rstrip('/')}/{path}: {e}. The store is damaged; "
+            "delete it and make the data again"
+        ) from e
+    try:
+        out = arr[lo:hi]
+    except zarr.errors.ChunkNotFoundError as e:
+        raise CorruptData(
+            f"missing chunk file {_chunk_file(root, path, arr, lo, hi)}: the store is "
+            "damaged; delete it and make the data again"
+        ) from e
+    except (ValueError, RuntimeError, OSError, EOFError) as e:
+        raise CorruptData(
+            f"damaged chunk file {_chunk_file(root, path, arr, lo, hi)}: {e}. "
+            "Delete the store and make the data again"
+        ) from e
+    return out if index is None else out[index]
+
+
+# --------------------------------------------------------------------------------------
+# the frontend protocol
+# --------------------------------------------------------------------------------------
+class StorageFrontend(Protocol):
+    """What the rest of dastrax needs of a storage backend."""
+
+    url: str
+    readonly: bool
+    provide_run_metadata: bool
+
+    def has(self, key: str) -> bool: ...
+    def metadata(self, key: str) -> dict: ...
+    def keys(self, prefix: str = "") -> list[str]: ...
+    def appender(self, key: str, dtype: np.dtype, compressor: dict, data_kind: str) -> Appender: ...
+    def delete(self, key: str) -> None: ...
+    def run_metadata(self, run_id: str) -> dict: ...
+    def write_run_metadata(self, run_id: str, doc: dict) -> None: ...
+    def delete_run_metadata(self, run_id: str) -> None: ...
+    def list_runs(self) -> list[str]: ...
+
+
+class ZarrDirectory:
+    """A directory (local path or fsspec URL) of zarr v3 groups and run documents.
+
+    Parameters
+    ----------
+    path
+        Local directory, or an fsspec URL such as ``"s3://bucket/dastrax"``.
+    readonly
+        Never write here; reads still search it.
+    provide_run_metadata
+        Whether run documents are read from (and written to) this directory.
+
+    Examples
+    --------
+    >>> import tempfile, dastrax
+    >>> d = dastrax.ZarrDirectory(tempfile.mkdtemp())
+    >>> d.write_run_metadata("0", {"start": 0, "end": 10})
+    >>> d.run_metadata("0")["end"]
+    10
+    """
+
+    def __init__(self, path: str, readonly: bool = False, provide_run_metadata: bool = True):
+        path = str(path)
+        self.local = _is_local(path)
+        self.url = os.path.abspath(_local_path(path)) if self.local else path.rstrip("/")
+        self.readonly = readonly
+        self.provide_run_metadata = provide_run_metadata
+        self.fs, self._fs_root = fsspec.core.url_to_fs(self.url)
+        self._meta_cache: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        return f"ZarrDirectory({self.url!r}, readonly={self.readonly})"
+
+    def __reduce__(self):
+        return (type(self), (self.url, self.readonly, self.provide_run_metadata))
+
+    # -- paths ------------------------------------------------------------------------
+    def _p(self, *parts: str) -> str:
+        return "/".join([self._fs_root.rstrip("/"), *parts])
+
+    def _read_text(self, path: str) -> str:
+        if self.local:
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        return self.fs.cat_file(path).decode()
+
+    def _write_text(self, path: str, text: str) -> None:
+        if self.local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{TMP_PREFIX}{uuid.uuid4().hex}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, text.encode())
+
+    # -- stored data ------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """Whether complete, committed data is stored under ``key``."""
+        try:
+            self.metadata(key)
+        except DataNotAvailable:
+            return False
+        except CorruptData:
+            return False
+        return True
+
+    def metadata(self, key: str) -> dict:
+        """The metadata document of ``key`` (group attrs["dastrax"]); one file read."""
+        if key in self._meta_cache:
+            return self._meta_cache[key]
+        path = self._p(key, "zarr.json")
+        try:
+            text = self._read_text(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise DataNotAvailable(f"{key} is not stored in {self.url}") from None
+        try:
+            doc = json.loads(text)
+            meta = doc["attributes"]["dastrax"]
+        except (json.JSONDecodeError, TypeError) as e:
+            raise CorruptData(
+                f"metadata document {path} is damaged ({e}); delete {self._p(key)} "
+                "and make the data again"
+            ) from e
+        except KeyError:
+            # a group without committed metadata: an interrupted write on an object store
+            raise DataNotAvailable(f"{key} is not (completely) stored in {self.url}") from None
+        meta = dict(meta, _root=self.url)
+        self._meta_cache[key] = meta
+        return meta
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Stored (committed) keys starting with ``prefix``; temporary folders are skipped."""
+        try:
+            names = (
+                os.listdir(self._fs_root)
+                if self.local
+                else [
+                    p.rstrip("/").rsplit("/", 1)[-1]
+                    for p in self.fs.ls(self._fs_root, detail=False)
+                ]
+            )
+        except FileNotFoundError:
+            return []
+        out = [
+            n
+            for n in names
+            if n.startswith(prefix) and not n.startswith(".") and n != RUNS_DIR and "-" in n
+        ]
+        return sorted(k for k in out if self.has(k))
+
+    def delete(self, key: str) -> None:
+        """Delete the data stored under ``key`` (first hidden, then removed)."""
+        self._check_writable()
+        self._meta_cache.pop(key, None)
+        _open_array.cache_clear()
+        if self.local:
+            src = self._p(key)
+            if not os.path.exists(src):
+                return
+            trash = self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}")
+            os.rename(src, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        elif self.fs.exists(self._p(key)):
+            self.fs.rm(self._p(key, "zarr.json"))
+            self.fs.rm(self._p(key), recursive=True)
+
+    def appender(
+        self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
+    ) -> Appender:
+        """Start writing ``key``: a new temporary group (locally), swept of dead writers' ones."""
+        self._check_writable()
+        if self.local:
+            self.sweep(key)
+            path = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+            os.makedirs(self._p(path))
+            with open(self._p(path, WRITER_FILE), "w") as f:
+                json.dump(
+                    {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f
+                )
+        else:
+            path = key
+            if self.fs.exists(self._p(key)) and not self.has(key):
+                self.fs.rm(self._p(key), recursive=True)
+        return Appender(
+            root=self.url,
+            key=key,
+            path=path,
+            local=self.local,
+            dtype=dtype_to_json(np.dtype(dtype)),
+            compressor=normalize_compressor(compressor),
+            data_kind=data_kind,
+        )
+
+    def sweep(self, key: str | None = None) -> list[str]:
+        """Remove temporary folders of ``key`` (or all) whose writers are gone.
+
+        A folder is swept if its writer ran on this host and its process no longer exists,
+        or if it is older than :data:`STALE_TMP_SECONDS`. Returns the removed paths.
+        """
+        if not self.local or not os.path.isdir(self._fs_root):
+            return []
+        removed = []
+        for name in os.listdir(self._fs_root):
+            if not name.startswith(TMP_PREFIX):
+                continue
+            if key is not None and not name.startswith(f"{TMP_PREFIX}{key}-"):
+                continue
+            path = self._p(name)
+            if _writer_gone(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
+    def temporary_paths(self) -> list[str]:
+        """Temporary folders currently present (writes in progress or left by crashes)."""
+        if not self.local or not os.path.isdir(self._fs_root):
+            return []
+        return sorted(self._p(n) for n in os.listdir(self._fs_root) if n.startswith(TMP_PREFIX))
+
+    def _check_writable(self):
+        if self.readonly:
+            raise InvalidRequest(f"storage {self.url} is read-only: nothing is written to it")
+
+    def _committed(self, key: str, meta: dict) -> None:
+        self._meta_cache[key] = dict(meta, _root=self.url)
+
+    # -- run documents ----------------------------------------------------------------
+    def _run_path(self, run_id: str) -> str:
+        return self._p(RUNS_DIR, f"{validate_run_id(run_id)}.json")
+
+    def run_metadata(self, run_id: str) -> dict:
+        """The stored run document of ``run_id``."""
+        path = self._run_path(run_id)
+        try:
+            text = self._read_text(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise RunMetadataNotAvailable(
+                f"no run document for run {run_id!r} in {self.url}"
+            ) from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CorruptData(f"run document {path} is damaged ({e}); write it again") from e
+
+    def write_run_metadata(self, run_id: str, doc: dict) -> None:
+        """Write (atomically) the run document of ``run_id``."""
+        self._check_writable()
+        self._write_text(self._run_path(run_id), json.dumps(doc, sort_keys=True, indent=1))
+
+    def delete_run_metadata(self, run_id: str) -> None:
+        self._check_writable()
+        path = self._run_path(run_id)
+        if self.local:
+            if os.path.exists(path):
+                os.remove(path)
+        elif self.fs.exists(path):
+            self.fs.rm(path)
+
+    def list_runs(self) -> list[str]:
+        """Run ids that have a run document here."""
+        try:
+            names = (
+                os.listdir(self._p(RUNS_DIR))
+                if self.local
+                else [p.rsplit("/", 1)[-1] for p in self.fs.ls(self._p(RUNS_DIR), detail=False)]
+            )
+        except FileNotFoundError:
+            return []
+        return sorted(
+            n[: -len(".json")] for n in names if n.endswith(".json") and TMP_PREFIX not in n
+        )
+
+
+def _writer_gone(path: str) -> bool:
+    try:
+        with open(os.path.join(path, WRITER_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        info = {}
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except OSError:
+        return False
+    if info.get("host") == socket.gethostname() and "pid" in info:
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return info["pid"] == os.getpid() and age > STALE_TMP_SECONDS
+    return age > STALE_TMP_SECONDS
+
+
+# --------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------
+def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
+    """Rows per zarr chunk of a group: ``base_rows`` (a typical logical chunk, so that
+    logical chunks align with zarr chunks) or an even part of it, so that no column's
+    uncompressed zarr chunk exceeds :data:`MAX_ZARR_CHUNK_BYTES` (``itemsize`` is the
+    widest column's bytes per row)."""
+    base_rows = max(1, int(base_rows))
+    parts = max(1, -(-base_rows * max(1, itemsize) // MAX_ZARR_CHUNK_BYTES))
+    return max(1, -(-base_rows // parts))
+
+
+@dataclass(frozen=True)
+class Appender:
+    """The state of one group being written, appended to in time order.
+
+    It is immutable and picklable: :meth:`append` returns a new state, so a chain of
+    dask tasks (``append`` of chunk i depends on the state after chunk i-1) streams rows
+    into zarr in order on any scheduler, each zarr chunk written by exactly one task.
+    All columns share one zarr chunk row count; rows are flushed whenever whole zarr
+    chunks are available, and the last partial one is written by :meth:`commit`.
+    """
+
+    root: str
+    key: str
+    path: str
+    local: bool
+    dtype: list
+    compressor: dict
+    data_kind: str = "rows"
+    chunk_rows: int = 0
+    n: int = 0
+    written: int = 0
+    tail: Any = None
+    chunks: tuple = ()
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return dtype_from_json(self.dtype)
+
+    def group(self):
+        """The zarr group being written."""
+        return zarr.open_group(_zarr_store(self.root, False), path=self.path, mode="a")
+
+    def array(self, name: str):
+        """Array ``name`` of the group, opened to write every chunk (empty ones too)."""
+        return zarr.open_array(
+            _zarr_store(self.root, False),
+            path=f"{self.path}/{name}",
+            mode="r+",
+            config={"write_empty_chunks": True},
+        )
+
+    def create_arrays(
+        self,
+        base_rows: int,
+        total_rows: int = 0,
+        extra: dict | None = None,
+        attributes: dict | None = None,
+    ) -> Appender:
+        """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group."""
+        dt = self.np_dtype
+        fields = {name: dt.fields[name][0] for name in dt.names}
+        fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
+        rows = zarr_chunk_rows(base_rows, max(f.itemsize for f in fields.values()))
+        group = self.group()
+        for name, sub in fields.items():
+            group.create_array(
+                name,
+                shape=(total_rows, *sub.shape),
+                chunks=(rows, *sub.shape),
+                dtype=sub.base,
+                compressors=make_codecs(self.compressor),
+                fill_value=0,
+                dimension_names=[self.data_kind]
+                + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)],
+                config={"write_empty_chunks": True},
+                attributes=dict(attributes or {}) if name != "subrun" else {},
+            )
+        return replace(self, chunk_rows=rows)
+
+    def append(
+        self,
+        data: np.ndarray,
+        start: int,
+        end: int,
+        subruns: dict | None = None,
+        run_id: str | None = None,
+    ) -> Appender:
+        """Add one logical chunk ``[start, end)`` holding ``data``; return the new state."""
+        state = self
+        if not state.chunk_rows and len(data):
+            state = state.create_arrays(len(data))
+        tail = (
+            data
+            if state.tail is None or not len(state.tail)
+            else np.concatenate([state.tail, data])
+        )
+        written = state.written
+        full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
+        if full:
+            for name in data.dtype.names:
+                arr = state.array(name)
+                _ensure_shape(arr, written + full)
+                arr[written : written + full] = tail[name][:full]
+            tail = tail[full:].copy()
+            written += full
+        chunk = {
+            "chunk_i": len(state.chunks),
+            "start": int(start),
+            "end": int(end),
+            "row_start": int(state.n),
+            "n": int(len(data)),
+            "first_time": int(data["time"][0]) if len(data) else None,
+            "last_endtime": int(_endtime(data).max()) if len(data) else None,
+            "nbytes": int(data.nbytes),
+            "run_id": run_id,
+            "subruns": subruns,
+        }
+        return replace(
+            state, n=state.n + len(data), written=written, tail=tail, chunks=(*state.chunks, chunk)
+        )
+
+    def commit(self, meta: dict) -> dict:
+        """Write the last rows and the metadata, then make the group visible under its key.
+
+        Returns the committed metadata document. If another writer committed the same key
+        first, this copy is discarded and theirs is kept (same lineage, same data).
+        """
+        state = self if self.chunk_rows else self.create_arrays(1)
+        for name in state.np_dtype.names:
+            arr = state.array(name)
+            if state.tail is not None and len(state.tail):
+                _ensure_shape(arr, state.n)
+                arr[state.written : state.n] = state.tail[name]
+            if arr.shape[0] != state.n:
+                arr.resize((state.n, *arr.shape[1:]))
+        full = {
+            **meta,
+            "dtype": state.dtype,
+            "compressor": state.compressor,
+            "dastrax_version": __version__,
+            "n_rows": int(state.n),
+            "zarr_chunk_rows": int(state.chunk_rows),
+            "chunks": list(meta.get("chunks") or state.chunks),
+        }
+        finish_group(state, full)
+        return full
+
+    def abort(self) -> None:
+        """Remove what this writer wrote (its temporary folder)."""
+        if self.local:
+            shutil.rmtree(os.path.join(_local_path(self.root), self.path), ignore_errors=True)
+        else:
+            frontend = ZarrDirectory(self.root)
+            if not frontend.has(self.key) and frontend.fs.exists(frontend._p(self.path)):
+                frontend.fs.rm(frontend._p(self.path), recursive=True)
+
+
+def _ensure_shape(arr, rows: int) -> None:
+    if arr.shape[0] < rows:
+        arr.resize((max(rows, 2 * arr.shape[0]), *arr.shape[1:]))
+
+
+def _endtime(data: np.ndarray) -> np.ndarray:
+    from .plugin import endtime
+
+    return endtime(data)
+
+
+def finish_group(state: Appender, meta: dict) -> None:
+    """Store the metadata and consolidate, then commit: rename the temporary folder to the
+    key (locally) — on object stores the metadata write itself is the commit."""
+    group = state.group()
+    root = _local_path(state.root)
+    src, dst = os.path.join(root, state.path), os.path.join(root, state.key)
+    if state.local:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(src, WRITER_FILE))
+    group.update_attributes({"dastrax": meta})
+    zarr.consolidate_metadata(_zarr_store(state.root, False), path=state.path)
+    if state.local:
+        try:
+            os.rename(src, dst)
+        except OSError:
+            if not os.path.exists(os.path.join(dst, "zarr.json")):
+                raise
+            shutil.rmtree(src, ignore_errors=True)  # another writer won; same data
+    _open_array.cache_clear()
+
+
+class StorageList:
+    """Several frontends: reads search them in order, writes go to the first writable one."""
+
+    def __init__(self, frontends):
+        if frontends is None:
+            frontends = []
+        if not isinstance(frontends, (list, tuple)):
+            frontends = [frontends]
+        self.frontends = [
+            f if not isinstance(f, (str, os.PathLike)) else ZarrDirectory(f) for f in frontends
+        ]
+
+    def __iter__(self):
+        return iter(self.frontends)
+
+    def __len__(self) -> int:
+        return len(self.frontends)
+
+    def find(self, key: str) -> tuple[ZarrDirectory, dict] | None:
+        """The first frontend storing ``key`` (complete and committed), with its metadata."""
+        for f in self.frontends:
+            try:
+                return f, f.metadata(key)
+            except DataNotAvailable:
+                continue
+        return None
+
+    def writable(self) -> ZarrDirectory:
+        for f in self.frontends:
+            if not f.readonly:
+                return f
+        raise InvalidRequest(
+            "no writable storage: every frontend is read-only; add a writable ZarrDirectory "
+            "to the context's storage"
+        )
+
+    def run_metadata(self, run_id: str) -> dict:
+        for f in self.frontends:
+            if not f.provide_run_metadata:
+                continue
+            try:
+                return f.run_metadata(run_id)
+            except RunMetadataNotAvailable:
+                continue
+        where = ", ".join(f.url for f in self.frontends) or "no storage configured"
+        raise RunMetadataNotAvailable(
+            f"no run document for run {run_id!r} (searched {where}); "
+            "write one with st.write_run_metadata(run_id, {'start': ..., 'end': ...})"
+        )
+
+    def run_metadata_writer(self) -> ZarrDirectory:
+        for f in self.frontends:
+            if not f.readonly and f.provide_run_metadata:
+                return f
+        raise InvalidRequest("no writable storage provides run metadata")
+
+    def list_runs(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for f in self.frontends:
+            if f.provide_run_metadata:
+                seen.update(dict.fromkeys(f.list_runs()))
+        return list(seen)

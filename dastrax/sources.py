@@ -80,8 +80,12 @@ class Resolver:
         if not targets:
             raise InvalidRequest("no target data type given")
         kind = ctx._registry.same_kind(targets)
-        single = isinstance(run_ids, str)
-        runs = [run_ids] if single else list(run_ids)
+        if isinstance(run_ids, str):
+            runs = [run_ids]
+        elif isinstance(run_ids, (list, tuple)) or hasattr(run_ids, "tolist"):
+            runs = [str(r) if hasattr(r, "dtype") else r for r in run_ids]
+        else:
+            runs = [validate_run_id(run_ids)]
         if not runs:
             raise InvalidRequest("no run id given")
         for r in runs:

@@ -34,6 +34,7 @@ import numpy as np
 import zarr
 import zarr.errors
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.core.sync import sync
 
 from . import __version__
 from .errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
@@ -46,8 +47,14 @@ TMP_PREFIX = ".tmp-"
 WRITER_FILE = "dastrax-writer.json"
 #: largest uncompressed zarr chunk of one column, in bytes
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
+#: smallest uncompressed zarr chunk of the widest column, in bytes
+MIN_ZARR_CHUNK_BYTES = 10**6
 #: temporary folders of writers on other hosts are swept after this many seconds
 STALE_TMP_SECONDS = 6 * 3600
+#: row capacity of arrays whose final size is not known while they are written
+CAPACITY = 2**40
+#: zarr arrays open for writing in this process, by (root, group path, field)
+_WRITE_ARRAYS: dict[tuple[str, str, str], Any] = {}
 
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
 
@@ -453,13 +460,17 @@ def _writer_gone(path: str) -> bool:
 # writing
 # --------------------------------------------------------------------------------------
 def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
-    """Rows per zarr chunk of a group: ``base_rows`` (a typical logical chunk, so that
-    logical chunks align with zarr chunks) or an even part of it, so that no column's
-    uncompressed zarr chunk exceeds :data:`MAX_ZARR_CHUNK_BYTES` (``itemsize`` is the
-    widest column's bytes per row)."""
-    base_rows = max(1, int(base_rows))
-    parts = max(1, -(-base_rows * max(1, itemsize) // MAX_ZARR_CHUNK_BYTES))
-    return max(1, -(-base_rows // parts))
+    """Rows per zarr chunk of a group.
+
+    ``base_rows`` (a typical logical chunk, so that logical chunks align with zarr
+    chunks), raised so that the widest column's chunk (``itemsize`` bytes a row) holds at
+    least :data:`MIN_ZARR_CHUNK_BYTES` (tiny chunks cost more in overhead than they
+    save), or an even part of it so that none exceeds :data:`MAX_ZARR_CHUNK_BYTES`.
+    """
+    itemsize = max(1, int(itemsize))
+    rows = max(1, int(base_rows), -(-MIN_ZARR_CHUNK_BYTES // itemsize))
+    parts = max(1, -(-rows * itemsize // MAX_ZARR_CHUNK_BYTES))
+    return max(1, -(-rows // parts))
 
 
 @dataclass(frozen=True)
@@ -495,13 +506,23 @@ class Appender:
         return zarr.open_group(_zarr_store(self.root, False), path=self.path, mode="a")
 
     def array(self, name: str):
-        """Array ``name`` of the group, opened to write every chunk (empty ones too)."""
-        return zarr.open_array(
-            _zarr_store(self.root, False),
-            path=f"{self.path}/{name}",
-            mode="r+",
-            config={"write_empty_chunks": True},
-        )
+        """Array ``name`` of the group, opened to write every chunk (empty ones too).
+
+        Opened once per process and group: its metadata does not change until the commit
+        (arrays are created with their final shape, or with :data:`CAPACITY` rows when the
+        size is not known yet, and cut to size by the commit).
+        """
+        cache_key = (self.root, self.path, name)
+        arr = _WRITE_ARRAYS.get(cache_key)
+        if arr is None:
+            arr = zarr.open_array(
+                _zarr_store(self.root, False),
+                path=f"{self.path}/{name}",
+                mode="r+",
+                config={"write_empty_chunks": True},
+            )
+            _WRITE_ARRAYS[cache_key] = arr
+        return arr
 
     def create_arrays(
         self,
@@ -519,7 +540,7 @@ class Appender:
         for name, sub in fields.items():
             group.create_array(
                 name,
-                shape=(total_rows, *sub.shape),
+                shape=(total_rows or CAPACITY, *sub.shape),
                 chunks=(rows, *sub.shape),
                 dtype=sub.base,
                 compressors=make_codecs(self.compressor),
@@ -553,7 +574,6 @@ class Appender:
         if full:
             for name in data.dtype.names:
                 arr = state.array(name)
-                _ensure_shape(arr, written + full)
                 arr[written : written + full] = tail[name][:full]
             tail = tail[full:].copy()
             written += full
@@ -583,10 +603,10 @@ class Appender:
         for name in state.np_dtype.names:
             arr = state.array(name)
             if state.tail is not None and len(state.tail):
-                _ensure_shape(arr, state.n)
                 arr[state.written : state.n] = state.tail[name]
             if arr.shape[0] != state.n:
-                arr.resize((state.n, *arr.shape[1:]))
+                sync(arr._async_array.resize((state.n, *arr.shape[1:]),
+                                             delete_outside_chunks=False))
         full = {
             **meta,
             "dtype": state.dtype,
@@ -601,6 +621,7 @@ class Appender:
 
     def abort(self) -> None:
         """Remove what this writer wrote (its temporary folder)."""
+        _forget_arrays(self.root, self.path)
         if self.local:
             shutil.rmtree(os.path.join(_local_path(self.root), self.path), ignore_errors=True)
         else:
@@ -609,9 +630,9 @@ class Appender:
                 frontend.fs.rm(frontend._p(self.path), recursive=True)
 
 
-def _ensure_shape(arr, rows: int) -> None:
-    if arr.shape[0] < rows:
-        arr.resize((max(rows, 2 * arr.shape[0]), *arr.shape[1:]))
+def _forget_arrays(root: str, path: str) -> None:
+    for cache_key in [k for k in _WRITE_ARRAYS if k[0] == root and k[1] == path]:
+        _WRITE_ARRAYS.pop(cache_key, None)
 
 
 def _endtime(data: np.ndarray) -> np.ndarray:
@@ -623,6 +644,7 @@ def _endtime(data: np.ndarray) -> np.ndarray:
 def finish_group(state: Appender, meta: dict) -> None:
     """Store the metadata and consolidate, then commit: rename the temporary folder to the
     key (locally) — on object stores the metadata write itself is the commit."""
+    _forget_arrays(state.root, state.path)
     group = state.group()
     root = _local_path(state.root)
     src, dst = os.path.join(root, state.path), os.path.join(root, state.key)
@@ -638,7 +660,6 @@ def finish_group(state: Appender, meta: dict) -> None:
             if not os.path.exists(os.path.join(dst, "zarr.json")):
                 raise
             shutil.rmtree(src, ignore_errors=True)  # another writer won; same data
-    _open_array.cache_clear()
 
 
 class StorageList:

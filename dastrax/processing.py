@@ -182,8 +182,10 @@ def make_runs(
     appenders, finals = [], []
     try:
         for work in works:
+            # one graph node holds the run's plugins and inputs: shipped once per worker
+            work_node = dask.delayed(work, pure=False)
             chunk_tasks = [
-                dask.delayed(compute_chunk, pure=False)(work, i, s, e)
+                dask.delayed(compute_chunk, pure=False)(work_node, i, s, e)
                 for i, (s, e) in enumerate(work.intervals)
             ]
             for dt in work.compute:

@@ -462,6 +462,11 @@ class Context:
         where = ", ".join(f.url for f in self._storage) or "no storage"
         return f"<dastrax.Context storage=[{where}] data types=[{plugins}] {self._scheduler}>"
 
+    def _repr_html_(self) -> str:
+        from .display import context_html
+
+        return context_html(self)
+
     def superrun_summary(self, name: str) -> pd.DataFrame:
         """A table of superrun ``name``'s flattened subruns: ranges and livetime."""
         from .display import superrun_table

@@ -392,7 +392,7 @@ class Context:
         if from_run is not None:
             validate_run_id(from_run)
         spec = normalize_spec(data, from_run)
-        require_docs(spec, self.run_metadata)
+        require_docs(spec, self.run_metadata, name)
         flat = flatten(spec, self.run_metadata, (name,))
         doc = superrun_document(name, spec, flat, self.run_metadata)
         writer = self._storage.run_metadata_writer()

@@ -40,8 +40,8 @@ def _ranges(value, run_id: str) -> list[list[int]] | str:
     for (s0, e0), (s1, e1) in zip(pairs, pairs[1:]):
         if s1 < e0:
             raise SuperrunDefinitionError(
-                f"subrun {run_id!r}: time ranges ({s0}, {e0}) and ({s1}, {e1}) overlap; "
-                "the same data may not appear twice in a superrun"
+                f"subrun {run_id!r}: time ranges ({s0}, {e0}) and ({s1}, {e1}) overlap in "
+                f"[{s1}, {min(e0, e1)}); the same data may not appear twice in a superrun"
             )
     if not pairs:
         raise SuperrunDefinitionError(f"subrun {run_id!r}: no time ranges given")
@@ -151,13 +151,15 @@ def flatten(spec: dict, run_doc: Callable[[str], dict], stack: tuple[str, ...] =
     """
     pieces: list[tuple[str, object]] = []
     for run, ranges in spec.items():
+        if run in stack:
+            raise SuperrunDefinitionError(
+                f"superrun {stack[0]!r} would contain itself: "
+                f"{' -> '.join([*stack, run])}; a superrun cannot include itself"
+            )
         doc = run_doc(run)
+        if ranges != "all":
+            _check_inside(run, ranges, doc)
         if is_superrun_id(run):
-            if run in stack:
-                raise SuperrunDefinitionError(
-                    f"superrun {stack[0]!r} would contain itself: "
-                    f"{' -> '.join([*stack, run])}; a superrun cannot include itself"
-                )
             inner = flatten(doc["sub_run_spec"], run_doc, (*stack, run))
             for sub, sub_ranges in inner:
                 if ranges != "all":
@@ -168,29 +170,41 @@ def flatten(spec: dict, run_doc: Callable[[str], dict], stack: tuple[str, ...] =
                 else:
                     pieces.append((sub, sub_ranges))
         else:
-            if ranges != "all":
-                s0, e0 = _bounds(doc)
-                for s, e in ranges:
-                    if s < s0 or e > e0:
-                        raise SuperrunDefinitionError(
-                            f"time range ({s}, {e}) of subrun {run!r} lies outside the run "
-                            f"[{s0}, {e0}); give ranges inside the run"
-                        )
             pieces.append((run, ranges))
     merged: dict[str, object] = {}
     for run, ranges in pieces:
         if run in merged:
             if merged[run] == "all" or ranges == "all":
+                whole = _bounds(run_doc(run))
+                a = [whole] if merged[run] == "all" else merged[run]
+                b = [whole] if ranges == "all" else ranges
+                s, e = _intersect(a, b)[0]
                 raise SuperrunDefinitionError(
-                    f"run {run!r} appears more than once in the superrun (whole); "
-                    "the same data may not appear twice"
+                    f"run {run!r} appears more than once in the superrun: its data in "
+                    f"[{s}, {e}) would be included twice; the same data may not appear twice"
                 )
             merged[run] = _ranges(merged[run] + ranges, run)
         else:
             merged[run] = ranges
     flat = sorted(merged.items(), key=lambda kv: _start(kv, run_doc))
     _check_overlaps(flat, run_doc)
+    if len(stack) == 1 and not flat:
+        raise SuperrunDefinitionError(
+            f"superrun {stack[0]!r} would hold no data: its time ranges {spec} contain "
+            "none of its subruns' data; give ranges that overlap them"
+        )
     return flat
+
+
+def _check_inside(run: str, ranges, doc: dict) -> None:
+    """Each range of subrun ``run`` must lie inside its ``[start, end)``."""
+    s0, e0 = _bounds(doc)
+    for s, e in ranges:
+        if s < s0 or e > e0:
+            raise SuperrunDefinitionError(
+                f"time range ({s}, {e}) of subrun {run!r} lies outside the run "
+                f"[{s0}, {e0}); give ranges inside the run"
+            )
 
 
 def _bounds(doc: dict) -> list[int]:
@@ -218,7 +232,7 @@ def _check_overlaps(flat: Flat, run_doc) -> None:
 
 def superrun_document(name: str, spec: dict, flat: Flat, run_doc) -> dict:
     """The run document of superrun ``name`` (SEMANTICS.md)."""
-    starts, ends, livetime_ns, livetime_s = [], [], 0, 0.0
+    starts, ends, livetime_ns = [], [], 0
     modes, sources, tags, comments = set(), set(), [], []
     for run, ranges in flat:
         doc = run_doc(run)
@@ -227,7 +241,8 @@ def superrun_document(name: str, spec: dict, flat: Flat, run_doc) -> dict:
             starts.append(s)
             ends.append(e)
             if doc.get("livetime") is not None:
-                livetime_s += float(doc["livetime"])
+                # summed in whole ns, so 3 runs of 10 ns make exactly 3e-8 s
+                livetime_ns += round(float(doc["livetime"]) * 1e9)
             else:
                 livetime_ns += e - s
         else:
@@ -245,7 +260,7 @@ def superrun_document(name: str, spec: dict, flat: Flat, run_doc) -> dict:
         "name": name,
         "start": min(starts),
         "end": max(ends),
-        "livetime": livetime_s + livetime_ns / 1e9,
+        "livetime": livetime_ns / 1e9,
         "mode": sorted(m for m in modes if m not in ("", None)),
         "source": sorted(s for s in sources if s not in ("", None)),
         "tags": tags,
@@ -262,8 +277,14 @@ def _as_list(value) -> list:
     return [value]
 
 
-def require_docs(spec: dict, run_doc) -> None:
-    """Every subrun must have a run document (superruns: be defined)."""
+def require_docs(spec: dict, run_doc, name: str | None = None) -> None:
+    """Every subrun must have a run document (superruns: be defined), and superrun
+    ``name`` may not list itself."""
+    if name is not None and name in spec:
+        raise SuperrunDefinitionError(
+            f"superrun {name!r} would contain itself: {name} -> {name}; a superrun cannot "
+            "include itself"
+        )
     for run in spec:
         try:
             run_doc(run)

@@ -544,7 +544,9 @@ def _iter_chunks(ctx, pieces, cols, dtype, data_type) -> Iterator[Chunk]:
     for p, data in zip(pieces, ctx._scheduler.iter_ordered(tasks)):
         if p.source.stored:
             subruns, run_id = p.subruns, p.source.run_id
-        else:
+        elif is_superrun_id(p.source.label):  # a subrun's chunk, as part of the superrun
             subruns = {p.source.run_id: {"start": p.start, "end": p.end}}
-            run_id = p.source.run_id
+            run_id = p.source.label
+        else:
+            subruns, run_id = None, p.source.run_id
         yield Chunk(data, p.start, p.end, run_id, data_type, subruns)

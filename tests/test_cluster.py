@@ -1,0 +1,206 @@
+"""On a real ``distributed.LocalCluster`` (2 worker processes): making, loading and
+persisting give the rows of dask's threaded scheduler, and a worker killed mid-load is
+survived."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import assert_same_rows, make_context, make_runs
+
+import dastrax
+from dastrax.testutils import PeakClassification, Peaks, Records
+
+distributed = pytest.importorskip("distributed")
+
+RUNS = ("0", "1", "2")
+TARGETS = ["peaks", "peak_classification"]
+
+
+class SlowPeaks(Peaks):
+    """Peaks that take ``sleep_s`` per chunk (untracked: same lineage as ``sleep_s=0``)."""
+
+    sleep_s = dastrax.Option(default=0.0, track=False, help="seconds to sleep per chunk")
+
+    def compute(self, records, start, end):
+        time.sleep(self.sleep_s)
+        return super().compute(records, start, end)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster for the module: 2 worker processes, 1 thread each. Not the
+    default client, so contexts without ``client=`` really run on threads."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def made(client, tmp_path_factory):
+    """Runs 0, 1, 2 made on the cluster (``cl``) and on threads (``th``), in two dirs,
+    with the superrun ``_sr`` (ranges of all three) defined in both."""
+    root = tmp_path_factory.mktemp("cluster")
+    cl = make_context(root / "cluster", client=client)
+    th = make_context(root / "threads")
+    spec = {"0": "all", "1": [(21, 24), (26, 30)], "2": [(40, 45)]}
+    for st in (cl, th):
+        make_runs(st, RUNS, targets=TARGETS, n_chunks=5, recs_per_chunk=7, chunk_ns=2)
+        st.define_run("_sr", spec)
+    return cl, th
+
+
+def test_contexts_run_where_they_should(made, client):
+    cl, th = made
+    assert cl.client is client
+    assert th.client is None
+
+
+def test_making_on_the_cluster_equals_threads(made):
+    cl, th = made
+    for run_id in RUNS:
+        for t in ["records", *TARGETS]:
+            assert str(cl.key_for(run_id, t)) == str(th.key_for(run_id, t))
+            assert cl.is_stored(run_id, t) and th.is_stored(run_id, t)
+            m_cl, m_th = cl.get_metadata(run_id, t), th.get_metadata(run_id, t)
+            assert [(c["start"], c["end"], c["n"]) for c in m_cl["chunks"]] == [
+                (c["start"], c["end"], c["n"]) for c in m_th["chunks"]
+            ]
+        # read each store with the other scheduler too
+        assert_same_rows(cl.get_array(run_id, TARGETS), th.get_array(run_id, TARGETS))
+        assert_same_rows(th.new_context().get_array(run_id, "peaks"), cl.get_array(run_id, "peaks"))
+
+
+def test_loading_a_superrun_on_the_cluster_equals_threads(made, client):
+    cl, th = made
+    assert not cl.is_stored("_sr", "peaks")
+    on_cluster = cl.get_array("_sr", TARGETS)
+    on_threads = th.get_array("_sr", TARGETS)
+    assert len(on_cluster) > 0
+    assert_same_rows(on_cluster, on_threads)
+
+    ds = cl.get_dataset("_sr", TARGETS)
+    area, subrun = client.compute([ds["area"].data, ds["subrun"].data], sync=True)
+    np.testing.assert_array_equal(area, on_threads["area"])
+    per_run = [
+        len(th.get_array("_sr", "peaks", time_range=(20 * i, 20 * i + 20))) for i in range(3)
+    ]
+    np.testing.assert_array_equal(np.bincount(subrun, minlength=3), per_run)
+
+    chunks = list(cl.get_iter("_sr", "peaks"))
+    assert_same_rows(np.concatenate([c.data for c in chunks]), on_threads)
+    assert {next(iter(c.subruns)) for c in chunks} == set(RUNS)
+
+
+def test_persisting_on_the_cluster_equals_threads(made):
+    cl, th = made
+    keys_cl = cl.persist_superrun("_sr", TARGETS, chunk_target_size_mb=0.01)
+    keys_th = th.persist_superrun("_sr", TARGETS, chunk_target_size_mb=0.01)
+    assert [str(k) for k in keys_cl] == [str(k) for k in keys_th]
+    for t in TARGETS:
+        chunks_cl = cl.get_metadata("_sr", t)["chunks"]
+        chunks_th = th.get_metadata("_sr", t)["chunks"]
+        assert len(chunks_cl) > 1
+        assert chunks_cl == chunks_th
+    stored_cl = cl.get_array("_sr", TARGETS)
+    assert_same_rows(stored_cl, th.get_array("_sr", TARGETS))
+    # and the stored superrun holds exactly the rows of the unstored load
+    unstored = th.get_array(list(RUNS), TARGETS)
+    keep = np.zeros(len(unstored), bool)
+    for run_id, ranges in {"0": [(0, 10)], "1": [(21, 24), (26, 30)], "2": [(40, 45)]}.items():
+        for s, e in ranges:
+            keep |= (
+                (unstored["run_id"] == run_id)
+                & (unstored["time"] >= s)
+                & (dastrax.endtime(unstored) <= e)
+            )
+    assert_same_rows(stored_cl, unstored[keep])
+
+
+class OffsetRecords(Records):
+    """Records whose runs start 100 ns apart (per-run defaults of the untracked offset)."""
+
+    time_offset = dastrax.Option(
+        default=0,
+        default_per_run=[("0", 0), ("1", 100), ("2", 200)],
+        type=int,
+        track=False,
+        help="start of the run in ns",
+    )
+
+
+def test_worker_killed_during_a_load(client, tmp_path):
+    """A worker process is SIGKILLed while a superrun load makes its subruns' data (slow
+    plugins): the nanny restarts it, distributed reruns the lost tasks, and the rows are
+    those of the threaded scheduler."""
+    n_chunks = 8
+
+    def context(path, **kwargs):
+        return dastrax.Context(
+            storage=str(path),
+            register=[OffsetRecords, SlowPeaks, PeakClassification],
+            config={"n_chunks": n_chunks},
+            use_per_run_defaults=True,
+            progress=False,
+            **kwargs,
+        )
+
+    cl = context(tmp_path / "cluster", client=client)
+    cl.set_config({"sleep_s": 0.25})
+    th = context(tmp_path / "threads")
+    for st in (cl, th):
+        for i, run_id in enumerate(RUNS):
+            st.write_run_metadata(run_id, {"start": 100 * i, "end": 100 * i + n_chunks})
+        st.define_run("_slow", list(RUNS))
+    expected = th.get_array("_slow", TARGETS)
+    assert len(expected) == 3 * n_chunks * 10
+    assert str(cl.key_for("_slow", "peaks")) == str(th.key_for("_slow", "peaks"))
+    assert not cl.is_stored("0", "peaks")
+
+    pids = client.run(os.getpid)
+    result: dict = {}
+
+    def load():
+        try:
+            result["rows"] = cl.get_array("_slow", TARGETS)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            result["error"] = e
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
+        if busy:
+            victim = busy[0]
+        else:
+            time.sleep(0.02)
+    assert victim is not None, "no task ever ran on the cluster"
+    assert thread.is_alive(), "the load finished before a worker could be killed"
+    os.kill(pids[victim], signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    assert "error" not in result, repr(result.get("error"))
+    assert_same_rows(result["rows"], expected)
+    assert all(cl.is_stored(r, t) for r in RUNS for t in TARGETS)
+
+    # the nanny restarted the killed worker: two workers again, one a new process
+    client.wait_for_workers(2, timeout=60)
+    new_pids = set(client.run(os.getpid).values())
+    assert pids[victim] not in new_pids
+    assert len(new_pids) == 2

@@ -154,6 +154,12 @@ class DastraxGroup(click.Group):
 
 @click.group(cls=DastraxGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="dastrax")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    help="Show the full traceback of an error (for any subcommand).",
+)
 def cli():
     """dastrax: superruns of strax-style detector data on dask, zarr and xarray.
 

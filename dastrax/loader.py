@@ -102,11 +102,15 @@ def pieces_for(source: Source) -> list[Piece]:
     """The pieces of a source: its stored chunks overlapping its ranges, edges cut."""
     _, root, key, meta = source.groups[0]
     chunks = meta["chunks"]
+    # types of one kind hold the same rows in the same order, so rows [lo, hi) of the
+    # first group's chunks are the same rows in every group, however each was chunked
+    # (e.g. a superrun's types persisted one at a time with different row sizes)
+    n_rows = sum(c["n"] for c in chunks)
     for dt, _r, k, m in source.groups[1:]:
-        if [c["n"] for c in m["chunks"]] != [c["n"] for c in chunks]:
+        if sum(c["n"] for c in m["chunks"]) != n_rows:
             raise InvalidRequest(
-                f"{key} and {k} are chunked differently, so {source.groups[0][0]} and {dt} "
-                "cannot be merged column-wise; load them separately"
+                f"{key} and {k} hold different numbers of rows, so {source.groups[0][0]} "
+                f"and {dt} cannot be merged column-wise; load them separately"
             )
     out: list[Piece] = []
     if source.ranges is None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from conftest import make_context, make_runs, stored_files
-from superrun_util import assert_rows, expected, expected_chunk_table
+from superrun_util import assert_rows, cut, expected, expected_chunk_table
 
 import dastrax
 
@@ -104,6 +104,7 @@ def test_persisted_and_unstored_loads_are_identical(runs, storage_dir):
         "df": st.get_df("_p", "peaks"),
         "iter": list(st.get_iter("_p", "peaks")),
         "range": st.get_array("_p", ["peaks", "peak_classification"], time_range=(8, 45)),
+        "ds_range": st.get_dataset("_p", "peaks", columns=["area"], time_range=(8, 45)).compute(),
     }
     assert_rows(unstored["array"], expected(SPEC), area=1)
     st.persist_superrun("_p", ["peaks", "peak_classification"], chunk_target_size_mb=0.05)
@@ -115,6 +116,7 @@ def test_persisted_and_unstored_loads_are_identical(runs, storage_dir):
         "df": st.get_df("_p", "peaks"),
         "iter": list(st.get_iter("_p", "peaks")),
         "range": st.get_array("_p", ["peaks", "peak_classification"], time_range=(8, 45)),
+        "ds_range": st.get_dataset("_p", "peaks", columns=["area"], time_range=(8, 45)).compute(),
     }
     a, b = unstored["array"], stored["array"]
     assert a.dtype == b.dtype
@@ -126,6 +128,7 @@ def test_persisted_and_unstored_loads_are_identical(runs, storage_dir):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     pd.testing.assert_frame_equal(unstored["df"], stored["df"])
     xr.testing.assert_identical(unstored["dataset"], stored["dataset"])
+    xr.testing.assert_identical(unstored["ds_range"], stored["ds_range"])
     assert stored["dataset"].attrs["subruns"] == ["0", "1", "2"]
     np.testing.assert_array_equal(stored["dataset"].subrun.values, [0] * 70 + [1] * 100 + [2] * 100)
     for key in ("iter",):
@@ -235,3 +238,22 @@ def test_superrun_of_superruns_persists_with_flat_subruns(runs):
     assert st.get_dataset("_outer", "peaks").attrs["subruns"] == ["0", "1", "2"]
     # the inner superrun is not stored by persisting the outer one
     assert not st.is_stored("_p", "peaks")
+
+
+def test_targets_persisted_one_at_a_time_still_merge(runs):
+    st = runs
+    st.set_context_config({"write_superruns": True, "chunk_target_size_mb": 0.03})
+    st.make("_p", "peaks")
+    st.make("_p", "peak_classification")  # other row size: other boundaries
+    a = st.get_metadata("_p", "peaks")["chunks"]
+    b = st.get_metadata("_p", "peak_classification")["chunks"]
+    assert len(a) == 9 and len(b) == 1
+    both = st.get_array("_p", ["peaks", "peak_classification"])
+    assert_rows(both, expected(SPEC), area=1)
+    np.testing.assert_array_equal(both["type"], 1 + both["channel"] % 2)
+    ds = st.get_dataset("_p", ["peak_classification", "peaks"], columns=["type", "area"])
+    np.testing.assert_array_equal(ds.type.values, both["type"])
+    np.testing.assert_array_equal(ds.area.values, both["area"])
+    cut_rows = st.get_array("_p", ["peaks", "peak_classification"], time_range=(8, 45))
+    assert_rows(cut_rows, cut(expected(SPEC), [(8, 45)]))
+    np.testing.assert_array_equal(cut_rows["type"], 1 + cut_rows["channel"] % 2)

@@ -542,11 +542,23 @@ def _iter_chunks(ctx, pieces, cols, dtype, data_type) -> Iterator[Chunk]:
 
     tasks = [dask.delayed(loader.read_pieces, pure=False)([p], cols, dtype, False) for p in pieces]
     for p, data in zip(pieces, ctx._scheduler.iter_ordered(tasks)):
-        if p.source.stored:
-            subruns, run_id = p.subruns, p.source.run_id
+        if p.source.stored:  # the stored chunk's subruns, cut like the chunk itself
+            subruns, run_id = _cut_subruns(p.subruns, p.start, p.end), p.source.run_id
         elif is_superrun_id(p.source.label):  # a subrun's chunk, as part of the superrun
             subruns = {p.source.run_id: {"start": p.start, "end": p.end}}
             run_id = p.source.label
         else:
             subruns, run_id = None, p.source.run_id
         yield Chunk(data, p.start, p.end, run_id, data_type, subruns)
+
+
+def _cut_subruns(subruns: dict | None, start: int, end: int) -> dict | None:
+    """``subruns`` of a stored chunk restricted to ``[start, end)`` (a time range's cut)."""
+    if subruns is None:
+        return None
+    out = {}
+    for sub, r in subruns.items():
+        s, e = max(r["start"], start), min(r["end"], end)
+        if s < e:
+            out[sub] = {"start": s, "end": e}
+    return out

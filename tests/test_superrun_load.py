@@ -420,3 +420,16 @@ def test_superrun_of_1000_subruns_opens_from_metadata_and_persists(storage_dir, 
     assert [{k: c[k] for k in ("start", "end", "n", "subruns")} for c in chunks] == table
     ds = st.get_dataset("_big", "records")
     np.testing.assert_array_equal(ds.subrun.values, np.repeat(np.arange(N_BIG), 2))
+
+
+def test_loading_makes_missing_subrun_data_of_the_touched_subruns_only(st, storage_dir):
+    make_runs(st, targets="records")
+    st.define_run("_m", SPEC)
+    assert not any(st.is_stored(r, "peaks") for r in "012")
+    got = st.get_array("_m", "peaks", time_range=(20, 30))
+    assert_rows(got, records_rows(20), area=1)
+    assert [st.is_stored(r, "peaks") for r in "012"] == [False, True, False]
+    ds = st.get_dataset("_m", "peaks")  # makes the others, before opening
+    assert all(st.is_stored(r, "peaks") for r in "012")
+    np.testing.assert_array_equal(ds.time.values, expected(SPEC)["time"])
+    assert not [p for p in storage_dir.iterdir() if p.name.startswith(".tmp-")]

@@ -257,3 +257,21 @@ def test_targets_persisted_one_at_a_time_still_merge(runs):
     cut_rows = st.get_array("_p", ["peaks", "peak_classification"], time_range=(8, 45))
     assert_rows(cut_rows, cut(expected(SPEC), [(8, 45)]))
     np.testing.assert_array_equal(cut_rows["type"], 1 + cut_rows["channel"] % 2)
+
+
+def test_get_iter_with_a_time_range_cuts_chunks_and_their_subruns(runs):
+    st = runs
+    st.persist_superrun("_p", "peaks", chunk_target_size_mb=0.03)
+    # stored chunks: [3, 6) [6, 9) [9, 22) [22, 25) [25, 28) [28, 41) ...
+    chunks = list(st.get_iter("_p", "peaks", time_range=(7, 24)))
+    assert [(c.start, c.end) for c in chunks] == [(7, 9), (9, 22), (22, 24)]
+    assert [c.subruns for c in chunks] == [
+        {"0": {"start": 7, "end": 9}},
+        {"0": {"start": 9, "end": 10}, "1": {"start": 20, "end": 22}},
+        {"1": {"start": 22, "end": 24}},
+    ]
+    assert all(c.run_id == "_p" for c in chunks)
+    rows = np.concatenate([c.data for c in chunks])
+    assert_rows(rows, cut(expected(SPEC), [(7, 24)]))
+    for c in chunks:
+        assert np.all((c.data["time"] >= c.start) & (c.data["time"] < c.end))

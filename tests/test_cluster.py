@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_same_rows, make_context, make_runs
+from conftest import assert_same_rows
 
 import dastrax
 from dastrax.testutils import PeakClassification, Peaks, Records
@@ -19,7 +19,9 @@ from dastrax.testutils import PeakClassification, Peaks, Records
 distributed = pytest.importorskip("distributed")
 
 RUNS = ("0", "1", "2")
+SPACING = 100
 TARGETS = ["peaks", "peak_classification"]
+SR_SPEC = {"0": "all", "1": [(101, 104), (106, 110)], "2": [(200, 205)]}
 
 
 class SlowPeaks(Peaks):
@@ -30,6 +32,39 @@ class SlowPeaks(Peaks):
     def compute(self, records, start, end):
         time.sleep(self.sleep_s)
         return super().compute(records, start, end)
+
+
+class OffsetRecords(Records):
+    """Records whose runs 0, 1, 2 start 100 ns apart (per-run defaults of the untracked
+    offset), so one ``make`` call makes all runs, in parallel, at their own times."""
+
+    time_offset = dastrax.Option(
+        default=0,
+        default_per_run=[(r, SPACING * i) for i, r in enumerate(RUNS)],
+        type=int,
+        track=False,
+        help="start of the run in ns",
+    )
+
+
+def context(path, **kwargs) -> dastrax.Context:
+    """A context of runs of ``n_chunks`` chunks of ``chunk_ns`` ns at ``SPACING * i``."""
+    config = kwargs.pop("config", {})
+    return dastrax.Context(
+        storage=str(path),
+        register=[OffsetRecords, SlowPeaks, PeakClassification],
+        config=config,
+        use_per_run_defaults=True,
+        progress=False,
+        **kwargs,
+    )
+
+
+def write_run_documents(st, n_chunks: int, chunk_ns: int = 1) -> None:
+    for i, run_id in enumerate(RUNS):
+        st.write_run_metadata(
+            run_id, {"start": SPACING * i, "end": SPACING * i + n_chunks * chunk_ns}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +90,13 @@ def made(client, tmp_path_factory):
     """Runs 0, 1, 2 made on the cluster (``cl``) and on threads (``th``), in two dirs,
     with the superrun ``_sr`` (ranges of all three) defined in both."""
     root = tmp_path_factory.mktemp("cluster")
-    cl = make_context(root / "cluster", client=client)
-    th = make_context(root / "threads")
-    spec = {"0": "all", "1": [(21, 24), (26, 30)], "2": [(40, 45)]}
+    config = {"n_chunks": 5, "recs_per_chunk": 7, "chunk_ns": 2}
+    cl = context(root / "cluster", client=client, config=config)
+    th = context(root / "threads", config=config)
     for st in (cl, th):
-        make_runs(st, RUNS, targets=TARGETS, n_chunks=5, recs_per_chunk=7, chunk_ns=2)
-        st.define_run("_sr", spec)
+        st.make(list(RUNS), TARGETS)  # all runs in one graph
+        write_run_documents(st, 5, 2)
+        st.define_run("_sr", SR_SPEC)
     return cl, th
 
 
@@ -97,7 +133,8 @@ def test_loading_a_superrun_on_the_cluster_equals_threads(made, client):
     area, subrun = client.compute([ds["area"].data, ds["subrun"].data], sync=True)
     np.testing.assert_array_equal(area, on_threads["area"])
     per_run = [
-        len(th.get_array("_sr", "peaks", time_range=(20 * i, 20 * i + 20))) for i in range(3)
+        len(th.get_array("_sr", "peaks", time_range=(SPACING * i, SPACING * (i + 1))))
+        for i in range(3)
     ]
     np.testing.assert_array_equal(np.bincount(subrun, minlength=3), per_run)
 
@@ -121,7 +158,7 @@ def test_persisting_on_the_cluster_equals_threads(made):
     # and the stored superrun holds exactly the rows of the unstored load
     unstored = th.get_array(list(RUNS), TARGETS)
     keep = np.zeros(len(unstored), bool)
-    for run_id, ranges in {"0": [(0, 10)], "1": [(21, 24), (26, 30)], "2": [(40, 45)]}.items():
+    for run_id, ranges in {**SR_SPEC, "0": [(0, 10)]}.items():
         for s, e in ranges:
             keep |= (
                 (unstored["run_id"] == run_id)
@@ -131,40 +168,16 @@ def test_persisting_on_the_cluster_equals_threads(made):
     assert_same_rows(stored_cl, unstored[keep])
 
 
-class OffsetRecords(Records):
-    """Records whose runs start 100 ns apart (per-run defaults of the untracked offset)."""
-
-    time_offset = dastrax.Option(
-        default=0,
-        default_per_run=[("0", 0), ("1", 100), ("2", 200)],
-        type=int,
-        track=False,
-        help="start of the run in ns",
-    )
-
-
 def test_worker_killed_during_a_load(client, tmp_path):
     """A worker process is SIGKILLed while a superrun load makes its subruns' data (slow
     plugins): the nanny restarts it, distributed reruns the lost tasks, and the rows are
     those of the threaded scheduler."""
     n_chunks = 8
-
-    def context(path, **kwargs):
-        return dastrax.Context(
-            storage=str(path),
-            register=[OffsetRecords, SlowPeaks, PeakClassification],
-            config={"n_chunks": n_chunks},
-            use_per_run_defaults=True,
-            progress=False,
-            **kwargs,
-        )
-
-    cl = context(tmp_path / "cluster", client=client)
+    cl = context(tmp_path / "cluster", client=client, config={"n_chunks": n_chunks})
     cl.set_config({"sleep_s": 0.25})
-    th = context(tmp_path / "threads")
+    th = context(tmp_path / "threads", config={"n_chunks": n_chunks})
     for st in (cl, th):
-        for i, run_id in enumerate(RUNS):
-            st.write_run_metadata(run_id, {"start": 100 * i, "end": 100 * i + n_chunks})
+        write_run_documents(st, n_chunks)
         st.define_run("_slow", list(RUNS))
     expected = th.get_array("_slow", TARGETS)
     assert len(expected) == 3 * n_chunks * 10

@@ -289,19 +289,20 @@ def test_config_env_var_in_a_subprocess(tmp_path):
     assert len(st.get_array("0", "records")) == 20
     assert not (tmp_path / "dastrax_data").exists()
 
-    # a bad configuration file: one line naming the file and the key
-    conf.write_text("chunk_target_size_mb = 'huge'\n")
-    proc = run("runs", cwd=tmp_path, env={"DASTRAX_CONFIG": str(conf)}, check=False)
-    assert_one_line_error(proc, str(conf), "chunk_target_size_mb")
 
-
-def test_bad_config_file_is_one_line(cli, tmp_path):
+def test_bad_config_file_is_one_line(cli, tmp_path, monkeypatch):
     bad = tmp_path / "bad.toml"
     bad.write_text("scheduler = 'threads'\nstorage = [1, 2]\n")
     assert_one_line_error(cli("runs", "--config", bad, check=False), str(bad), "'storage'")
     assert_one_line_error(
         cli("runs", "--scheduler", "nonsense", check=False), "--scheduler", "nonsense"
     )
+    worse = tmp_path / "worse.toml"
+    worse.write_text("chunk_target_size_mb = 'huge'\n")
+    monkeypatch.setenv("DASTRAX_CONFIG", str(worse))
+    assert_one_line_error(cli("runs", check=False), str(worse), "'chunk_target_size_mb'")
+    monkeypatch.setenv("DASTRAX_CONFIG", str(tmp_path / "missing.toml"))
+    assert_one_line_error(cli("runs", check=False), "missing.toml", "DASTRAX_CONFIG")
 
 
 def test_local_cluster_prints_its_dashboard(cli, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -200,6 +201,12 @@ def test_help(tmp_path):
     assert "dastrax demo" in out
     for cmd in ("demo", "runs", "define", "info", "make", "persist"):
         assert f"  {cmd} " in out
+    if importlib.util.find_spec("dastrax.bench") is not None:  # registered when importable
+        assert "  bench " in out
+
+
+def test_version(cli):
+    assert cli("--version").stdout.strip() == f"dastrax, version {dastrax.__version__}"
 
 
 @pytest.mark.parametrize("command", ["demo", "runs", "define", "info", "make", "persist"])

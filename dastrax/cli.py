@@ -271,8 +271,14 @@ def demo(env, chunk_target_size_mb, progress):
     doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS))
     docs = [ctx.run_metadata(r) for r in DEMO_RUNS]
     if (doc["start"], doc["end"]) != (min(d["start"] for d in docs), max(d["end"] for d in docs)):
-        # the subruns changed (other plugin options): define the superrun afresh
-        doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS), overwrite=True)
+        # the subruns were rewritten with other times (other plugin options): the same
+        # spec is a no-op for define_run, so drop the stale superrun and define it afresh
+        for frontend in ctx.storage:
+            if not frontend.readonly:
+                for key in frontend.keys(f"{DEMO_SUPERRUN}-"):
+                    frontend.delete(key)
+        ctx._storage.run_metadata_writer().delete_run_metadata(DEMO_SUPERRUN)
+        doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS))
     click.echo(
         f"superrun   {DEMO_SUPERRUN} = {' + '.join(DEMO_RUNS)}: start {doc['start']} ns, "
         f"end {doc['end']} ns, livetime {doc['livetime']:.3g} s (the sum of its subruns')"

@@ -103,6 +103,18 @@ def test_demo_is_rerunnable(demo_dir):
     assert sorted(p.name for p in (demo_dir / "dastrax_data").iterdir()) == before
 
 
+def test_demo_follows_changed_plugin_options(cli, tmp_path):
+    data = tmp_path / "data"
+    cli("demo", "--set", "n_chunks=3", "--storage", data, "--no-progress")
+    st = make_context(data)
+    assert st.run_metadata("_demo")["end"] == 2 * 6 + 3  # runs of 3 ns, every 6 ns
+    cli("demo", "--storage", data, "--no-progress")  # back to 10 ns runs, 20 ns apart
+    doc = st.run_metadata("_demo")
+    assert (doc["start"], doc["end"]) == (0, 50)
+    assert doc["livetime"] == pytest.approx(30e-9)
+    assert len(st.get_array("_demo", "peaks")) == 300
+
+
 def test_runs_lists_the_demo(demo_dir):
     proc = run("runs", "-a", "peaks", cwd=demo_dir)
     lines = proc.stdout.splitlines()

@@ -98,11 +98,7 @@ class Resolver:
         for label in runs:
             if is_superrun_id(label):
                 flat = self.flat(label)
-                keys = (
-                    {t: self.superrun_key(label, t, flat) for t in targets}
-                    if self._shared_lineage(label, targets, flat)
-                    else None
-                )
+                keys = self._superrun_keys(label, targets, flat)
                 stored = keys and all(ctx._storage.find(str(k)) for k in keys.values())
                 if stored:
                     meta = ctx._storage.find(str(keys[targets[0]]))[1]
@@ -162,13 +158,12 @@ class Resolver:
             sources.append(Source(run, label, tuple(groups), i, ranges, stored_sr))
         return Resolved(sources, subruns, targets, kind)
 
-    def _shared_lineage(self, label, targets, flat) -> bool:
+    def _superrun_keys(self, label, targets, flat) -> dict | None:
+        """The superrun's key of each target, or None if its subruns' lineages differ."""
         try:
-            for t in targets:
-                self.superrun_key(label, t, flat)
+            return {t: self.superrun_key(label, t, flat) for t in targets}
         except LineageMismatch:
-            return False
-        return True
+            return None
 
 
 def _touches(cut, ranges, sub, ctx, time_range) -> bool:

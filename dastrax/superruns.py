@@ -149,6 +149,8 @@ def flatten(spec: dict, run_doc: Callable[[str], dict], stack: tuple[str, ...] =
     ``stack`` holds the superruns being resolved, so a cycle is refused.
     Overlapping data (within or across runs) is refused. Sorted by start.
     """
+    if not isinstance(run_doc, _DocCache):  # each document is read once per flattening
+        run_doc = _DocCache(run_doc)
     pieces: list[tuple[str, object]] = []
     for run, ranges in spec.items():
         if run in stack:
@@ -205,6 +207,18 @@ def _check_inside(run: str, ranges, doc: dict) -> None:
                 f"time range ({s}, {e}) of subrun {run!r} lies outside the run "
                 f"[{s0}, {e0}); give ranges inside the run"
             )
+
+
+class _DocCache:
+    """``run_doc`` remembering the documents it has returned."""
+
+    def __init__(self, run_doc: Callable[[str], dict]):
+        self.run_doc, self.docs = run_doc, {}
+
+    def __call__(self, run_id: str) -> dict:
+        if run_id not in self.docs:
+            self.docs[run_id] = self.run_doc(run_id)
+        return self.docs[run_id]
 
 
 def _bounds(doc: dict) -> list[int]:

@@ -316,3 +316,26 @@ def test_redefinition_needs_overwrite_and_deletes_old_data(st, own):
     assert st.is_stored("_other", "peaks")  # other superruns keep theirs
     assert not st.is_stored("_re", "peaks")
     assert_rows(st.get_array("_re", "peaks"), expected({"0": [(2, 8)]}))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda st: st.run_metadata("_nope"),
+        lambda st: st.key_for("_nope", "peaks"),
+        lambda st: st.is_stored("_nope", "peaks"),
+        lambda st: st.get_metadata("_nope", "peaks"),
+        lambda st: st.get_array("_nope", "peaks"),
+        lambda st: st.get_array(["0", "_nope"], "peaks"),
+        lambda st: st.get_dataset("_nope", "peaks"),
+        lambda st: list(st.get_iter("_nope", "peaks")),
+        lambda st: st.make("_nope", "peaks"),
+        lambda st: st.persist_superrun("_nope", "peaks"),
+        lambda st: st.define_run("_x", ["_nope"]),
+    ],
+)
+def test_calls_on_an_undefined_superrun(st, own, call):
+    before = stored_files(own)
+    with pytest.raises(dastrax.RunMetadataNotAvailable, match="superrun _nope is not defined"):
+        call(st)
+    assert stored_files(own) == before

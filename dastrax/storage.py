@@ -12,7 +12,12 @@ On-disk layout of a :class:`ZarrDirectory`::
                                                   incl. the chunk table; consolidated
         <field>/zarr.json, <field>/c/<i>[/0...]    one array per field, rows first
     <root>/runs/<run_id>.json                     run documents
-    <root>/.tmp-<key>-<uuid>/                     a group being written (never listed)
+    <root>/.tmp-<key>-<uuid>/                     a group being written (never listed):
+        dastrax-writer.json                       its writer (host, pid), the token that
+                                                  its commit or its abort takes
+        group/                                    the group, renamed to <root>/<key>
+    <root>/.tmp-<key>-<uuid>[-<uuid>].trash/      a folder being deleted
+    <root>/runs/<run_id>.json.tmp-<pid>-<uuid>-<host>  a run document being written
 """
 
 from __future__ import annotations
@@ -37,7 +42,13 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
 from . import __version__
-from .errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from .errors import (
+    CorruptData,
+    DastraxError,
+    DataNotAvailable,
+    InvalidRequest,
+    RunMetadataNotAvailable,
+)
 from .names import validate_run_id
 
 __all__ = ["Appender", "StorageFrontend", "ZarrDirectory", "make_codecs", "read_block"]
@@ -45,12 +56,21 @@ __all__ = ["Appender", "StorageFrontend", "ZarrDirectory", "make_codecs", "read_
 RUNS_DIR = "runs"
 TMP_PREFIX = ".tmp-"
 WRITER_FILE = "dastrax-writer.json"
+#: the writer file, renamed by the commit that takes over the temporary folder
+COMMIT_FILE = "dastrax-commit.json"
+#: the group inside a temporary folder (beside, not inside it, the writer file)
+GROUP_DIR = "group"
+#: suffix of temporary folders being deleted (swept whoever left them)
+TRASH_SUFFIX = ".trash"
 #: largest uncompressed zarr chunk of one column, in bytes
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
 #: smallest uncompressed zarr chunk of the widest column, in bytes
 MIN_ZARR_CHUNK_BYTES = 10**6
 #: temporary folders of writers on other hosts are swept after this many seconds
 STALE_TMP_SECONDS = 6 * 3600
+#: temporary folders without a writer file (a writer killed at a few-microsecond step)
+#: are swept after this many seconds
+ORPHAN_TMP_SECONDS = 600
 #: row capacity of arrays whose final size is not known while they are written
 CAPACITY = 2**40
 #: zarr arrays open for writing in this process, by (root, group path, field)
@@ -230,6 +250,7 @@ class ZarrDirectory:
         self.provide_run_metadata = provide_run_metadata
         self.fs, self._fs_root = fsspec.core.url_to_fs(self.url)
         self._meta_cache: dict[str, dict] = {}
+        self._swept = False  # whether this object swept the whole directory once
 
     def __repr__(self) -> str:
         return f"ZarrDirectory({self.url!r}, readonly={self.readonly})"
@@ -250,10 +271,15 @@ class ZarrDirectory:
     def _write_text(self, path: str, text: str) -> None:
         if self.local:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{TMP_PREFIX}{uuid.uuid4().hex}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
+            tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
         else:
             self.fs.pipe_file(path, text.encode())
 
@@ -321,9 +347,7 @@ class ZarrDirectory:
             src = self._p(key)
             if not os.path.exists(src):
                 return
-            trash = self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}")
-            os.rename(src, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _discard(src, self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"))
         elif self.fs.exists(self._p(key)):
             self.fs.rm(self._p(key, "zarr.json"))
             self.fs.rm(self._p(key), recursive=True)
@@ -334,13 +358,15 @@ class ZarrDirectory:
         """Start writing ``key``: a new temporary group (locally), swept of dead writers' ones."""
         self._check_writable()
         if self.local:
+            self._sweep_once()
             self.sweep(key)
-            path = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
-            os.makedirs(self._p(path))
-            with open(self._p(path, WRITER_FILE), "w") as f:
+            folder = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+            os.makedirs(self._p(folder))
+            with open(self._p(folder, WRITER_FILE), "w") as f:
                 json.dump(
                     {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f
                 )
+            path = f"{folder}/{GROUP_DIR}"
         else:
             path = key
             if self.fs.exists(self._p(key)) and not self.has(key):
@@ -356,11 +382,14 @@ class ZarrDirectory:
         )
 
     def sweep(self, key: str | None = None) -> list[str]:
-        """Remove temporary folders of ``key`` (or all) whose writers are gone.
+        """Remove temporary folders of ``key`` (or all, and run documents' temporary
+        files) whose writers are gone. Returns the removed paths.
 
         A folder is swept if its writer ran on this host and its process no longer exists,
-        or if it is older than :data:`STALE_TMP_SECONDS`. Returns the removed paths.
+        if it is older than :data:`STALE_TMP_SECONDS`, if it has no writer file and is
+        older than :data:`ORPHAN_TMP_SECONDS`, or if it is being deleted (``.trash``).
         """
+        self._check_writable()
         if not self.local or not os.path.isdir(self._fs_root):
             return []
         removed = []
@@ -370,16 +399,38 @@ class ZarrDirectory:
             if key is not None and not name.startswith(f"{TMP_PREFIX}{key}-"):
                 continue
             path = self._p(name)
-            if _writer_gone(path):
+            if name.endswith(TRASH_SUFFIX) or _writer_gone(path):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+        if key is None:
+            for path in self._run_temporaries():
+                if _run_writer_gone(path):
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
+                    removed.append(path)
         return removed
 
+    def _sweep_once(self) -> None:
+        """Sweep the whole directory at this object's first write."""
+        if not self._swept:
+            self._swept = True
+            self.sweep()
+
+    def _run_temporaries(self) -> list[str]:
+        try:
+            names = os.listdir(self._p(RUNS_DIR))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [self._p(RUNS_DIR, n) for n in names if f".json{TMP_PREFIX}" in n]
+
     def temporary_paths(self) -> list[str]:
-        """Temporary folders currently present (writes in progress or left by crashes)."""
+        """Temporary folders and files present (writes in progress or left by crashes)."""
         if not self.local or not os.path.isdir(self._fs_root):
             return []
-        return sorted(self._p(n) for n in os.listdir(self._fs_root) if n.startswith(TMP_PREFIX))
+        return sorted(
+            [self._p(n) for n in os.listdir(self._fs_root) if n.startswith(TMP_PREFIX)]
+            + self._run_temporaries()
+        )
 
     def _check_writable(self):
         if self.readonly:
@@ -409,6 +460,8 @@ class ZarrDirectory:
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
         """Write (atomically) the run document of ``run_id``."""
         self._check_writable()
+        if self.local:
+            self._sweep_once()
         self._write_text(self._run_path(run_id), json.dumps(doc, sort_keys=True, indent=1))
 
     def delete_run_metadata(self, run_id: str) -> None:
@@ -436,24 +489,61 @@ class ZarrDirectory:
 
 
 def _writer_gone(path: str) -> bool:
-    try:
-        with open(os.path.join(path, WRITER_FILE)) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        info = {}
+    """Whether the writer of temporary folder ``path`` is gone (see ZarrDirectory.sweep)."""
+    info = None
+    for name in (WRITER_FILE, COMMIT_FILE):  # in this order: a commit renames one to the other
+        try:
+            with open(os.path.join(path, name)) as f:
+                info = json.load(f)
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            break
     try:
         age = time.time() - os.path.getmtime(path)
     except OSError:
         return False
-    if info.get("host") == socket.gethostname() and "pid" in info:
+    if not isinstance(info, dict):
+        return age > ORPHAN_TMP_SECONDS
+    return _pid_gone(info.get("host"), info.get("pid"), age)
+
+
+def _pid_gone(host, pid, age: float) -> bool:
+    if host == socket.gethostname() and pid is not None:
         try:
-            os.kill(int(info["pid"]), 0)
+            os.kill(int(pid), 0)
         except ProcessLookupError:
             return True
-        except PermissionError:
+        except (PermissionError, ValueError, OverflowError):
             return False
-        return info["pid"] == os.getpid() and age > STALE_TMP_SECONDS
+        return int(pid) == os.getpid() and age > STALE_TMP_SECONDS
     return age > STALE_TMP_SECONDS
+
+
+def _run_writer_gone(path: str) -> bool:
+    """Whether the writer of a run document's temporary file ``path`` is gone."""
+    parts = path.rsplit(TMP_PREFIX, 1)[1].split("-", 2)  # pid, uuid, host
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except OSError:
+        return False
+    if len(parts) != 3 or not parts[0].isdigit():
+        return age > STALE_TMP_SECONDS
+    return _pid_gone(parts[2], parts[0], age)
+
+
+def _discard(path: str, trash: str) -> None:
+    """Remove folder ``path``: first renamed to ``<trash>-<uuid>.trash`` (a name that
+    starts with :data:`TMP_PREFIX`), so that what a killed removal leaves is swept."""
+    trash = f"{trash}-{uuid.uuid4().hex}{TRASH_SUFFIX}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -501,11 +591,24 @@ class Appender:
     def np_dtype(self) -> np.dtype:
         return dtype_from_json(self.dtype)
 
+    @property
+    def folder(self) -> str:
+        """The local temporary folder holding the group and its writer file."""
+        return os.path.dirname(os.path.join(_local_path(self.root), self.path))
+
     def group(self):
         """The zarr group being written."""
         return zarr.open_group(_zarr_store(self.root, False), path=self.path, mode="a")
 
-    def array(self, name: str):
+    def array(self, name: str) -> WriteTarget:
+        """Array ``name`` of the group, as a target of writes (e.g. ``dask.array.store``).
+
+        Each write is checked afterwards: if the write of the group was aborted meanwhile,
+        what it wrote is removed and it raises (see :meth:`check_not_aborted`).
+        """
+        return WriteTarget(self, name)
+
+    def _array(self, name: str):
         """Array ``name`` of the group, opened to write every chunk (empty ones too).
 
         Opened once per process and group: its metadata does not change until the commit
@@ -562,21 +665,24 @@ class Appender:
     ) -> Appender:
         """Add one logical chunk ``[start, end)`` holding ``data``; return the new state."""
         state = self
-        if not state.chunk_rows and len(data):
-            state = state.create_arrays(len(data))
         tail = (
             data
             if state.tail is None or not len(state.tail)
             else np.concatenate([state.tail, data])
         )
         written = state.written
-        full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
-        if full:
-            for name in data.dtype.names:
-                arr = state.array(name)
-                arr[written : written + full] = tail[name][:full]
-            tail = tail[full:].copy()
-            written += full
+        try:
+            if not state.chunk_rows and len(data):
+                state = state.create_arrays(len(data))
+            full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
+            if full:
+                for name in data.dtype.names:
+                    arr = state._array(name)
+                    arr[written : written + full] = tail[name][:full]
+                tail = tail[full:].copy()
+                written += full
+        finally:
+            self.check_not_aborted()
         chunk = {
             "chunk_i": len(state.chunks),
             "start": int(start),
@@ -599,14 +705,21 @@ class Appender:
         Returns the committed metadata document. If another writer committed the same key
         first, this copy is discarded and theirs is kept (same lineage, same data).
         """
-        state = self if self.chunk_rows else self.create_arrays(1)
-        for name in state.np_dtype.names:
-            arr = state.array(name)
-            if state.tail is not None and len(state.tail):
-                arr[state.written : state.n] = state.tail[name]
-            if arr.shape[0] != state.n:
-                sync(arr._async_array.resize((state.n, *arr.shape[1:]),
-                                             delete_outside_chunks=False))
+        try:
+            state = self if self.chunk_rows else self.create_arrays(1)
+            for name in state.np_dtype.names:
+                arr = state._array(name)
+                if state.tail is not None and len(state.tail):
+                    arr[state.written : state.n] = state.tail[name]
+                if arr.shape[0] != state.n:
+                    sync(
+                        arr._async_array.resize(
+                            (state.n, *arr.shape[1:]), delete_outside_chunks=False
+                        )
+                    )
+        except BaseException:
+            self.check_not_aborted()
+            raise
         full = {
             **meta,
             "dtype": state.dtype,
@@ -619,11 +732,40 @@ class Appender:
         finish_group(state, full)
         return full
 
+    def check_not_aborted(self) -> None:
+        """Called after each write: if the write of the group was aborted meanwhile (its
+        writer file taken by :meth:`abort`), remove what this write left and raise.
+
+        Tasks of a failed graph may still be running when it is aborted; a late write
+        would otherwise recreate the temporary folder that the abort removed.
+        """
+        if not self.local:
+            return
+        folder = self.folder
+        if os.path.exists(os.path.join(folder, WRITER_FILE)) or os.path.exists(
+            os.path.join(folder, COMMIT_FILE)
+        ):
+            return
+        _forget_arrays(self.root, self.path)
+        _discard(folder, folder)
+        raise DastraxError(
+            f"writing {self.key} was aborted (its temporary folder {folder} was removed); "
+            "nothing of it is stored"
+        )
+
     def abort(self) -> None:
-        """Remove what this writer wrote (its temporary folder)."""
+        """Remove what this writer wrote (its temporary folder), unless its commit has
+        taken over: the writer file is the token that either the commit or the abort takes.
+        """
         _forget_arrays(self.root, self.path)
         if self.local:
-            shutil.rmtree(os.path.join(_local_path(self.root), self.path), ignore_errors=True)
+            folder = self.folder
+            try:
+                os.remove(os.path.join(folder, WRITER_FILE))
+            except FileNotFoundError:
+                if os.path.exists(os.path.join(folder, COMMIT_FILE)):
+                    return  # being committed: the commit completes or removes it
+            _discard(folder, folder)
         else:
             frontend = ZarrDirectory(self.root)
             if not frontend.has(self.key) and frontend.fs.exists(frontend._p(self.path)):
@@ -642,24 +784,80 @@ def _endtime(data: np.ndarray) -> np.ndarray:
 
 
 def finish_group(state: Appender, meta: dict) -> None:
-    """Store the metadata and consolidate, then commit: rename the temporary folder to the
-    key (locally) — on object stores the metadata write itself is the commit."""
+    """Store the metadata and consolidate, then commit: rename the group from its
+    temporary folder to the key (locally) — on object stores the metadata write itself is
+    the commit.
+
+    Locally the commit first takes the writer file (renamed to :data:`COMMIT_FILE`), so
+    that an abort running at the same time leaves the folder alone — or, if the abort took
+    it first, the commit gives up. If anything fails after that, the folder is removed.
+    """
     _forget_arrays(state.root, state.path)
-    group = state.group()
     root = _local_path(state.root)
     src, dst = os.path.join(root, state.path), os.path.join(root, state.key)
-    if state.local:
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(src, WRITER_FILE))
-    group.update_attributes({"dastrax": meta})
-    zarr.consolidate_metadata(_zarr_store(state.root, False), path=state.path)
+    folder = state.folder
     if state.local:
         try:
-            os.rename(src, dst)
-        except OSError:
-            if not os.path.exists(os.path.join(dst, "zarr.json")):
-                raise
-            shutil.rmtree(src, ignore_errors=True)  # another writer won; same data
+            os.rename(os.path.join(folder, WRITER_FILE), os.path.join(folder, COMMIT_FILE))
+        except FileNotFoundError:
+            _discard(folder, folder)
+            raise DastraxError(
+                f"writing {state.key} was aborted before its commit; nothing of it is stored"
+            ) from None
+    try:
+        group = state.group()
+        group.update_attributes({"dastrax": meta})
+        zarr.consolidate_metadata(_zarr_store(state.root, False), path=state.path)
+        if state.local:
+            try:
+                os.rename(src, dst)
+            except OSError:
+                if not os.path.exists(os.path.join(dst, "zarr.json")):
+                    raise
+                # another writer committed first: same lineage, same data; ours goes
+    except BaseException:
+        if state.local:
+            _discard(folder, folder)
+        raise
+    if state.local:
+        _discard(folder, folder)  # the writer file (and the group, if it lost)
+
+
+class WriteTarget:
+    """Array ``name`` of a group being written, as a target of ``dask.array.store``.
+
+    Picklable (the array is opened where it is written); every write is followed by
+    :meth:`Appender.check_not_aborted`.
+    """
+
+    def __init__(self, appender: Appender, name: str):
+        self.appender = appender
+        self.name = name
+
+    @property
+    def shape(self) -> tuple:
+        return self.appender._array(self.name).shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.appender._array(self.name).dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.appender._array(self.name).ndim
+
+    @property
+    def chunks(self) -> tuple:
+        return self.appender._array(self.name).chunks
+
+    def __setitem__(self, index, value) -> None:
+        try:
+            self.appender._array(self.name)[index] = value
+        finally:
+            self.appender.check_not_aborted()
+
+    def __getitem__(self, index):
+        return self.appender._array(self.name)[index]
 
 
 class StorageList:

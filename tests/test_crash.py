@@ -20,11 +20,14 @@ import time
 
 import numpy as np
 import pytest
+from _crash_scripts import helpers
 from _crash_scripts.helpers import (
+    TARGETS,
+    assert_no_temporaries,
+    assert_rows,
     chunk_files,
     kill,
     start_writer,
-    temp_entries,
     wait_for,
 )
 from conftest import make_context
@@ -35,41 +38,17 @@ from dastrax.storage import Appender
 #: 24 chunks of 500 rows: 12 000 peaks (about 15 MB) a run; a zarr chunk holds 1250 rows
 CONFIG = {"n_chunks": 24, "recs_per_chunk": 500, "chunk_ns": 1000}
 SPAN = 24_000
-OFFSETS = {"0": 0, "1": 100_000}
-TARGETS = ["peaks", "peak_classification"]
 
 
 def context(path, run_id="0"):
-    st = make_context(path)
-    st.set_config({**CONFIG, "time_offset": OFFSETS[run_id]})
-    return st
+    return helpers.context(path, CONFIG, run_id)
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    """Runs 0 and 1 (records, peaks, peak_classification), their run documents and the
-    superrun ``_sr`` of both; with the rows each holds, as loaded from this store."""
+    """Runs 0 and 1, their run documents and the superrun ``_sr`` (helpers.seed)."""
     root = tmp_path_factory.mktemp("seeded") / "data"
-    rows = {}
-    for run_id in ["0", "1"]:
-        st = context(root, run_id)
-        st.make(run_id, TARGETS)
-        for t in ["records", *TARGETS]:
-            rows[run_id, t] = st.get_array(run_id, t)
-        start = OFFSETS[run_id]
-        st.write_run_metadata(run_id, {"start": start, "end": start + SPAN})
-    st.define_run("_sr", ["0", "1"])
-    for t in TARGETS:
-        rows["_sr", t] = np.concatenate([rows["0", t], rows["1", t]])
-    assert not any(st.is_stored("_sr", t) for t in TARGETS)
-    return root, rows
-
-
-def assert_rows(got: np.ndarray, want: np.ndarray):
-    assert got.dtype.names == want.dtype.names
-    assert len(got) == len(want)
-    for name in want.dtype.names:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    return root, helpers.seed(root, CONFIG)
 
 
 def writer_args(storage, tmp_path, action, pause, **kwargs):
@@ -92,12 +71,6 @@ def kill_at(args, tmp_path, then=None):
             wait_for(then, proc, f"{then.__doc__} at {args['pause']}")
     finally:
         kill(proc)
-
-
-def assert_no_temporaries(storage):
-    frontend = dastrax.ZarrDirectory(str(storage))
-    assert frontend.temporary_paths() == []
-    assert temp_entries(storage) == []
 
 
 # --------------------------------------------------------------------------------------

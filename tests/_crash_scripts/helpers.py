@@ -1,5 +1,6 @@
-"""Helpers of the crash and concurrency tests: start ``writer.py`` in its own process,
-wait until it reaches its pause point, kill it; list files of a storage directory."""
+"""Helpers of the crash and concurrency tests: seed a storage directory, start
+``writer.py`` in its own process, wait until it reaches its pause point, kill it; list
+files of a storage directory; compare rows."""
 
 from __future__ import annotations
 
@@ -11,8 +12,56 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from conftest import make_context
+
+import dastrax
+
 WRITER = Path(__file__).with_name("writer.py")
 TIMEOUT = 60
+OFFSETS = {"0": 0, "1": 100_000}
+TARGETS = ["peaks", "peak_classification"]
+
+
+def context(path, config: dict, run_id: str = "0") -> dastrax.Context:
+    """A context on ``path`` with the testutils plugins, ``config`` and run ``run_id``'s
+    time offset."""
+    st = make_context(path)
+    st.set_config({**config, "time_offset": OFFSETS[run_id]})
+    return st
+
+
+def seed(root, config: dict) -> dict:
+    """Make runs 0 and 1 (records, peaks, peak_classification) in ``root``, write their run
+    documents and define the superrun ``_sr`` of both. Returns the rows of each
+    ``(run, data type)`` as loaded from there (for ``_sr``: the two runs' rows)."""
+    rows = {}
+    span = config["n_chunks"] * config["chunk_ns"]
+    for run_id in ["0", "1"]:
+        st = context(root, config, run_id)
+        st.make(run_id, TARGETS)
+        for t in ["records", *TARGETS]:
+            rows[run_id, t] = st.get_array(run_id, t)
+        start = OFFSETS[run_id]
+        st.write_run_metadata(run_id, {"start": start, "end": start + span})
+    st.define_run("_sr", ["0", "1"])
+    for t in TARGETS:
+        rows["_sr", t] = np.concatenate([rows["0", t], rows["1", t]])
+    assert not any(st.is_stored("_sr", t) for t in TARGETS)
+    return rows
+
+
+def assert_rows(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype.names == want.dtype.names
+    assert len(got) == len(want)
+    for name in want.dtype.names:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def assert_no_temporaries(storage) -> None:
+    frontend = dastrax.ZarrDirectory(str(storage))
+    assert frontend.temporary_paths() == []
+    assert temp_entries(storage) == []
 
 
 def start_writer(args: dict) -> subprocess.Popen:

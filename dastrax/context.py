@@ -355,7 +355,7 @@ class Context:
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
         """Write the run document of regular run ``run_id`` (``start``/``end`` required)."""
         validate_regular_run_id(run_id)
-        self._storage.run_metadata_writer().write_run_metadata(
+        self._storage.run_metadata_writer(run_id).write_run_metadata(
             run_id, runs.normalize_document(run_id, doc)
         )
 
@@ -409,6 +409,7 @@ class Context:
                     f"{old.get('sub_run_spec')}; pass overwrite=True to redefine it (this "
                     "deletes its stored data)"
                 )
+            self._storage.run_metadata_writer(name)  # refused if hidden by read-only storage
             for frontend in self._storage:
                 if not frontend.readonly:
                     for key in frontend.keys(f"{name}-"):

@@ -910,11 +910,30 @@ class StorageList:
             "write one with st.write_run_metadata(run_id, {'start': ..., 'end': ...})"
         )
 
-    def run_metadata_writer(self) -> ZarrDirectory:
+    def run_metadata_writer(self, run_id: str | None = None) -> ZarrDirectory:
+        """The frontend run documents are written to; with ``run_id``, refuse if a
+        read-only frontend searched before it holds that run's document (the new one
+        would be hidden behind it, and reads would go on returning the old one)."""
+        writer = next(
+            (f for f in self.frontends if not f.readonly and f.provide_run_metadata), None
+        )
+        if writer is None:
+            raise InvalidRequest("no writable storage provides run metadata")
         for f in self.frontends:
-            if not f.readonly and f.provide_run_metadata:
-                return f
-        raise InvalidRequest("no writable storage provides run metadata")
+            if f is writer or run_id is None:
+                break
+            if not f.provide_run_metadata:
+                continue
+            try:
+                f.run_metadata(run_id)
+            except RunMetadataNotAvailable:
+                continue
+            raise InvalidRequest(
+                f"the run document of {run_id!r} is in read-only storage {f.url}, which is "
+                f"searched before {writer.url}: a new document would be hidden behind it. "
+                "Change it in that storage, or use another run id"
+            )
+        return writer
 
     def list_runs(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -121,11 +121,11 @@ def chunk_files(root: Path, column: str) -> list[Path]:
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    """Every file and folder below ``root``: size and modification time (ns)."""
+    """``root`` and every file and folder below it: size and modification time (ns)."""
     if not root.exists():
         return {}
     out = {}
-    for p in sorted(root.rglob("*")):
+    for p in [root, *sorted(root.rglob("*"))]:
         st = p.stat()
         out[str(p.relative_to(root))] = (
             p.is_dir(),

@@ -238,10 +238,12 @@ class Context:
         return out
 
     # -- loading ----------------------------------------------------------------------
-    def _resolve(self, run_id_or_ids, targets, time_range, check_lineage, kwargs):
+    def _resolve(self, run_id_or_ids, targets, time_range, check_lineage, kwargs, columns=None):
         check_lineage = kwargs.pop("_check_lineage_per_run_id", check_lineage)
         if kwargs:
             raise InvalidRequest(f"unexpected arguments {sorted(kwargs)}")
+        if columns is not None and check_lineage:
+            _check_columns(self._registry, targets, columns)  # before anything is made
         return self._resolver.resolve(run_id_or_ids, targets, time_range, check_lineage)
 
     def get_dataset(
@@ -265,7 +267,7 @@ class Context:
         >>> ds = st.get_dataset("_kr_feb2019", "peaks")          # doctest: +SKIP
         >>> ds.area.where(ds.subrun == 0).mean().compute()       # doctest: +SKIP
         """
-        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs)
+        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs, columns)
         pieces = [p for s in res.sources for p in loader.pieces_for(s)]
         cols = (
             loader.column_dtypes(res.sources, columns)
@@ -313,7 +315,7 @@ class Context:
         Several run ids are concatenated in order with an extra ``run_id`` field; several
         targets of one data kind are merged column-wise.
         """
-        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs)
+        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs, columns)
         labels = not isinstance(run_id_or_ids, str)
         return _assemble(self, res, columns, labels, self._progress(progress))
 
@@ -343,7 +345,7 @@ class Context:
         **kwargs,
     ) -> Iterator[Chunk]:
         """Iterate over :class:`Chunk` s: one per stored chunk (cut to ranges)."""
-        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs)
+        res = self._resolve(run_id_or_ids, targets, time_range, check_lineage, kwargs, columns)
         if not res.sources:
             return iter(())
         cols = loader.column_dtypes(res.sources, columns)
@@ -479,6 +481,19 @@ class Context:
         from .display import SuperrunView
 
         return SuperrunView(self, name, targets)
+
+
+def _check_columns(registry, targets, columns) -> None:
+    """Refuse ``columns`` that no plugin of ``targets`` provides (stored data of the
+    requested lineage has exactly the plugins' fields)."""
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    names = [n for t in targets for n in registry.plugin(t, "0").dtype.names]
+    unknown = [c for c in columns if c not in names]
+    if unknown:
+        raise InvalidRequest(
+            f"unknown columns {unknown} for {', '.join(targets)}: available are "
+            f"{list(dict.fromkeys(names))}"
+        )
 
 
 def _check_chunk_size(size) -> None:

@@ -304,25 +304,36 @@ def test_late_writes_after_an_abort_leave_nothing(storage_dir):
     assert frontend.has("9-peaks-aaaaaaaaaa") and frontend.temporary_paths() == []
 
 
-def test_failing_disk_writes_fail_cleanly(tmp_path):
+@pytest.mark.parametrize("action", ["make", "persist"])
+def test_failing_disk_writes_fail_cleanly(action, seeded, tmp_path):
     """A write the filesystem refuses (here: files over a size limit, EFBIG, the way a
-    full disk refuses with ENOSPC) fails the make; nothing is stored, nothing is left."""
+    full disk refuses with ENOSPC) fails the make or persist with that OSError; nothing is
+    stored, nothing is left, stored inputs are unchanged."""
+    source, rows = seeded
     storage = tmp_path / "data"
+    if action == "persist":
+        shutil.copytree(source, storage)
     args = {
         "storage": str(storage),
-        "action": "make",
+        "action": action,
         "run_id": "0",
         "targets": "peaks",
+        "name": "_sr",
+        "chunk_target_size_mb": 3,
         "config": CONFIG,
         "file_size_limit": 200_000,
     }
     proc = start_writer(args)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
-    assert "File too large" in err
+    assert "OSError: [Errno 27] File too large" in err
     st = context(storage)
-    assert not st.is_stored("0", "peaks")
+    run_id = "0" if action == "make" else "_sr"
+    assert not st.is_stored(run_id, "peaks")
+    assert not (storage / str(st.key_for(run_id, "peaks"))).exists()
     assert_no_temporaries(storage)
+    if action == "persist":
+        assert_rows(st.get_array("0", "peaks"), rows["0", "peaks"])
 
 
 def _dead_pid() -> int:
@@ -373,3 +384,39 @@ def test_sweep_removes_only_what_dead_writers_left(storage_dir):
     assert frontend.temporary_paths() == sorted(kept[:-1] + [str(live_doc)])
     with pytest.raises(dastrax.InvalidRequest, match="read-only"):
         dastrax.ZarrDirectory(str(storage_dir), readonly=True).sweep()
+
+
+def test_object_store_commit_is_the_metadata_written_last():
+    """On an fsspec URL there is no rename: the group is written in place and its metadata
+    document, holding the chunk table, is written last. What an interrupted writer leaves
+    (everything but that document) is never reported as stored, and is replaced."""
+    import uuid
+
+    url = f"memory://dastrax-crash-{uuid.uuid4().hex}"
+    st = make_context(url)
+    st.set_config({"recs_per_chunk": 2000})
+    frontend = st.storage[0]
+    assert not frontend.local
+    st.make("0", "records")
+    key = str(st.key_for("0", "peaks"))
+    # a writer that stopped before its commit, as a killed one does
+    app = frontend.appender(key, st._registry.plugin("peaks", "0").dtype, None, "peaks")
+    chunks = list(st.get_iter("0", "records"))
+    state = app
+    for c in chunks[:6]:
+        state = state.append(np.zeros(len(c.data), state.np_dtype), c.start, c.end)
+    assert frontend.fs.exists(frontend._p(key, "zarr.json"))  # the group is there...
+    assert not frontend.has(key) and not st.is_stored("0", "peaks")  # ...but not stored
+    assert key not in list(frontend.keys())
+    with pytest.raises(dastrax.DataNotAvailable, match=key):
+        st.get_metadata("0", "peaks")
+    arr = st.get_array("0", "peaks")  # made again, over what was left
+    assert st.is_stored("0", "peaks") and len(arr) == 20_000
+    np.testing.assert_array_equal(arr["time"], st.get_array("0", "records")["time"])
+    assert np.all(arr["area"] == 1)
+    # a failing make removes what it wrote
+    st.register(Failing)
+    Failing.in_flight.set()
+    with pytest.raises(dastrax.PluginError, match="Failing"):
+        st.make("0", "failing")
+    assert not frontend.fs.exists(frontend._p(str(st.key_for("0", "failing"))))

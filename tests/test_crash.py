@@ -247,7 +247,7 @@ class Failing(dastrax.Plugin):
 
 
 def test_plugin_error_stores_nothing_of_its_type(storage_dir, monkeypatch):
-    st = make_context(storage_dir)
+    st = make_context(storage_dir, scheduler="threads")
     st.register(Failing)
     st.set_config({"recs_per_chunk": 2000})
     st.make("7", "records")

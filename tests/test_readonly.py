@@ -46,7 +46,7 @@ def readonly_dir(tmp_path_factory):
     return root
 
 
-def context(readonly_dir, tmp_path, *more):
+def context(readonly_dir, *more):
     return dastrax.Context(
         storage=[dastrax.ZarrDirectory(str(readonly_dir), readonly=True), *more],
         register=[Records, Peaks, PeakClassification, Failing],
@@ -57,7 +57,7 @@ def context(readonly_dir, tmp_path, *more):
 def test_loads_makes_and_persists_write_only_to_the_writable_frontend(readonly_dir, tmp_path):
     before = snapshot(readonly_dir)
     rw = tmp_path / "rw"
-    st = context(readonly_dir, tmp_path, dastrax.ZarrDirectory(str(rw)))
+    st = context(readonly_dir, dastrax.ZarrDirectory(str(rw)))
 
     # loads, all from the read-only frontend
     assert st.is_stored("0", "peaks") and st.is_stored("_sr", "peaks")
@@ -105,7 +105,7 @@ def test_loads_makes_and_persists_write_only_to_the_writable_frontend(readonly_d
 
 def test_a_context_with_only_readonly_storage_refuses_every_write(readonly_dir, tmp_path):
     before = snapshot(readonly_dir)
-    st = context(readonly_dir, tmp_path)
+    st = context(readonly_dir)
     frontend = st.storage[0]
     st.make("0", "peaks")  # stored: nothing to do
     for call in [

@@ -66,7 +66,8 @@ TRASH_SUFFIX = ".trash"
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
 #: smallest uncompressed zarr chunk of the widest column, in bytes
 MIN_ZARR_CHUNK_BYTES = 10**6
-#: temporary folders of writers on other hosts are swept after this many seconds
+#: temporary folders of writers on other hosts are swept after this many seconds without
+#: a write (each write touches the writer file)
 STALE_TMP_SECONDS = 6 * 3600
 #: temporary folders without a writer file (a writer killed at a few-microsecond step)
 #: are swept after this many seconds
@@ -386,8 +387,9 @@ class ZarrDirectory:
         files) whose writers are gone. Returns the removed paths.
 
         A folder is swept if its writer ran on this host and its process no longer exists,
-        if it is older than :data:`STALE_TMP_SECONDS`, if it has no writer file and is
-        older than :data:`ORPHAN_TMP_SECONDS`, or if it is being deleted (``.trash``).
+        if its writer (on another host) wrote nothing for :data:`STALE_TMP_SECONDS`, if it
+        has no writer file and is older than :data:`ORPHAN_TMP_SECONDS`, or if it is being
+        deleted (``.trash``).
         """
         self._check_writable()
         if not self.local or not os.path.isdir(self._fs_root):
@@ -490,10 +492,11 @@ class ZarrDirectory:
 
 def _writer_gone(path: str) -> bool:
     """Whether the writer of temporary folder ``path`` is gone (see ZarrDirectory.sweep)."""
-    info = None
+    info, touched = None, 0.0
     for name in (WRITER_FILE, COMMIT_FILE):  # in this order: a commit renames one to the other
         try:
             with open(os.path.join(path, name)) as f:
+                touched = os.fstat(f.fileno()).st_mtime  # each write touches it
                 info = json.load(f)
             break
         except FileNotFoundError:
@@ -501,7 +504,7 @@ def _writer_gone(path: str) -> bool:
         except (OSError, ValueError):
             break
     try:
-        age = time.time() - os.path.getmtime(path)
+        age = time.time() - max(os.path.getmtime(path), touched)
     except OSError:
         return False
     if not isinstance(info, dict):
@@ -742,10 +745,13 @@ class Appender:
         if not self.local:
             return
         folder = self.folder
-        if os.path.exists(os.path.join(folder, WRITER_FILE)) or os.path.exists(
-            os.path.join(folder, COMMIT_FILE)
-        ):
+        try:
+            # touched: the writer's heartbeat, for sweeps on hosts that cannot see its pid
+            os.utime(os.path.join(folder, WRITER_FILE))
             return
+        except FileNotFoundError:
+            if os.path.exists(os.path.join(folder, COMMIT_FILE)):
+                return
         _forget_arrays(self.root, self.path)
         _discard(folder, folder)
         raise DastraxError(

@@ -354,6 +354,8 @@ def test_sweep_removes_only_what_dead_writers_left(storage_dir):
         if token:
             (path / token).write_text(json.dumps(info))
         if age:
+            for p in path.iterdir():
+                os.utime(p, (time.time() - age, time.time() - age))
             os.utime(path, (time.time() - age, time.time() - age))
         return str(path)
 
@@ -368,6 +370,8 @@ def test_sweep_removes_only_what_dead_writers_left(storage_dir):
         folder(".tmp-k-7", "dastrax-writer.json", host=host, pid=os.getpid()),  # alive
         folder(".tmp-k-8"),  # no writer file yet: just created
         folder(".tmp-k-9", "dastrax-writer.json", host="elsewhere", pid=1),  # not stale
+        # started 7 hours ago elsewhere, but its writer file was touched by a write just now
+        folder(".tmp-k-10", "dastrax-writer.json", host="elsewhere", pid=1, age=7 * 3600),
         folder(".tmp-other-1", "dastrax-writer.json", host=host, pid=dead),  # other key
     ]
     run_docs = storage_dir / "runs"
@@ -375,7 +379,8 @@ def test_sweep_removes_only_what_dead_writers_left(storage_dir):
     live_doc = run_docs / f"1.json.tmp-{os.getpid()}-{'1' * 32}-{host}"
     for p in (dead_doc, live_doc):
         p.write_text("{")
-    assert len(frontend.temporary_paths()) == 11
+    os.utime(storage_dir / ".tmp-k-10" / "dastrax-writer.json")
+    assert len(frontend.temporary_paths()) == 12
 
     assert sorted(frontend.sweep("k")) == sorted(swept)
     assert frontend.temporary_paths() == sorted(kept + [str(dead_doc), str(live_doc)])

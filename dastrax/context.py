@@ -517,46 +517,18 @@ def _assemble(ctx: Context, res, columns, labels: bool, progress: bool) -> np.nd
         fields.append(("run_id", f"<U{_run_id_width(res)}"))
     dtype = np.dtype(fields)
     pieces = [p for s in res.sources for p in loader.pieces_for(s)]
-    out = np.empty(sum(p.n for p in pieces), dtype)
-    batches = loader.batches(pieces, dtype.itemsize)
-    sched = ctx._scheduler
-    import dask
-
-    if sched.in_process:
-        tasks = [
-            dask.delayed(loader.fill_pieces, pure=False)(_Shared(out), off, ps, cols, labels)
-            for off, ps in batches
-        ]
-        sched.compute(*tasks, progress=progress, label=f"loading {'+'.join(res.targets)}")
-        return out
-    tasks = [
-        dask.delayed(loader.read_pieces, pure=False)(ps, cols, dtype, labels)
-        for _off, ps in batches
-    ]
-    for (off, _ps), block in zip(batches, sched.iter_ordered(tasks, progress=progress)):
-        out[off : off + len(block)] = block
-    return out
-
-
-class _Shared:
-    """Hands a big array to in-process tasks without dask hashing or copying it."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array):
-        self.array = array
-
-    def __getattr__(self, name):
-        return getattr(self.array, name)
-
-    def __getitem__(self, item):
-        return self.array[item]
+    return loader.assemble(
+        ctx._scheduler, pieces, cols, dtype, labels, progress, f"loading {'+'.join(res.targets)}"
+    )
 
 
 def _iter_chunks(ctx, pieces, cols, dtype, data_type) -> Iterator[Chunk]:
     import dask
 
-    tasks = [dask.delayed(loader.read_pieces, pure=False)([p], cols, dtype, False) for p in pieces]
+    tasks = [
+        dask.delayed(loader.read_task, pure=False)(loader.Opaque([p]), cols, dtype, False)
+        for p in pieces
+    ]
     for p, data in zip(pieces, ctx._scheduler.iter_ordered(tasks)):
         if p.source.stored:  # the stored chunk's subruns, cut like the chunk itself
             subruns, run_id = _cut_subruns(p.subruns, p.start, p.end), p.source.run_id

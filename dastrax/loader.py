@@ -10,7 +10,7 @@ stored superruns (pieces of one group) are all the same thing here.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask.array as da
 import numpy as np
@@ -23,6 +23,8 @@ __all__ = ["Piece", "Source", "pieces_for", "read_struct"]
 
 #: computing paths merge neighbouring pieces into tasks of at least this many bytes
 MERGE_BYTES = 16 * 10**6
+#: ... and split pieces bigger than this (at zarr chunk boundaries)
+SPLIT_BYTES = 32 * 10**6
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,9 @@ def fill_pieces(
     for p in pieces:
         for name, (dt, _dtype) in columns.items():
             root, key = _group_of(p, dt)
-            out[name][offset : offset + p.n] = read_block(
-                root, f"{key}/{name}", p.lo, p.hi, p.index
+            # straight into the result: no block of its own (fresh memory is slow to touch)
+            read_block(
+                root, f"{key}/{name}", p.lo, p.hi, p.index, out=out[name][offset : offset + p.n]
             )
         if labels:
             out["run_id"][offset : offset + p.n] = p.source.label
@@ -245,8 +248,26 @@ def read_pieces(pieces: list[Piece], columns: dict, dtype: np.dtype, labels: boo
     return out
 
 
+def split(piece: Piece, max_rows: int) -> list[Piece]:
+    """``piece`` cut into row ranges of at most about ``max_rows`` rows, cut at zarr chunk
+    boundaries of its first group (so no zarr chunk is read twice)."""
+    if piece.index is not None or piece.n <= max_rows:
+        return [piece]
+    zrows = int(piece.source.groups[0][3].get("zarr_chunk_rows") or 0) or 1
+    step = max(zrows, (max_rows // zrows) * zrows)
+    out, lo = [], piece.lo
+    while lo < piece.hi:
+        hi = min(piece.hi, (lo // step + 1) * step)
+        out.append(replace(piece, lo=lo, hi=hi, n=hi - lo))
+        lo = hi
+    return out
+
+
 def batches(pieces: list[Piece], row_bytes: int, min_bytes: int = MERGE_BYTES):
-    """Group neighbouring pieces into batches of at least ``min_bytes`` (row offsets too)."""
+    """Group neighbouring pieces into batches of at least ``min_bytes`` (row offsets too);
+    pieces much bigger than that are split first, so that all cores get work."""
+    max_rows = max(1, SPLIT_BYTES // max(1, row_bytes))
+    pieces = [q for p in pieces for q in split(p, max_rows)]
     out, current, size, offset, start = [], [], 0, 0, 0
     for p in pieces:
         current.append(p)
@@ -258,3 +279,64 @@ def batches(pieces: list[Piece], row_bytes: int, min_bytes: int = MERGE_BYTES):
     if current:
         out.append((start, current))
     return out
+
+
+def assemble(
+    scheduler,
+    pieces: list[Piece],
+    columns: dict,
+    dtype: np.dtype,
+    labels=False,
+    progress=False,
+    label: str = "",
+) -> np.ndarray:
+    """``pieces`` as one new structured array of ``dtype``, allocated once.
+
+    In this process (dask's local threads) the scheduler's tasks fill it in place, each
+    column decompressed straight into it; elsewhere (a cluster) tasks return blocks that
+    are copied in as they arrive, a window at a time.
+    """
+    import dask
+
+    out = np.empty(sum(p.n for p in pieces), dtype)
+    work = batches(pieces, dtype.itemsize)
+    if scheduler.in_process:
+        tasks = [
+            dask.delayed(fill_task, pure=False)(Shared(out), off, Opaque(ps), columns, labels)
+            for off, ps in work
+        ]
+        scheduler.compute(*tasks, progress=progress, label=label)
+        return out
+    tasks = [
+        dask.delayed(read_task, pure=False)(Opaque(ps), columns, dtype, labels) for _off, ps in work
+    ]
+    for (off, _ps), block in zip(work, scheduler.iter_ordered(tasks, progress=progress)):
+        out[off : off + len(block)] = block
+    return out
+
+
+def fill_task(out: Shared, offset: int, pieces: Opaque, columns: dict, labels: bool) -> None:
+    fill_pieces(out.array, offset, pieces.value, columns, labels)
+
+
+def read_task(pieces: Opaque, columns: dict, dtype: np.dtype, labels: bool) -> np.ndarray:
+    return read_pieces(pieces.value, columns, dtype, labels)
+
+
+class Opaque:
+    """A task argument dask passes as it is: dask walks lists, dicts and dataclasses in
+    task arguments, and pieces hold whole chunk tables (seconds for a big load)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class Shared:
+    """Hands a big array to in-process tasks without dask hashing or copying it."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array

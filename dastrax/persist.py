@@ -6,13 +6,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dask
-import dask.array as da
 import numpy as np
 
+from . import loader
 from .chunks import chunk_boundaries
 from .errors import InvalidRequest
 from .lineage import DataKey, canonical
-from .loader import Piece, dask_column, dask_subrun, end_fields, pieces_for, struct_dtype
+from .loader import (
+    MERGE_BYTES,
+    Opaque,
+    Piece,
+    _group_of,
+    assemble,
+    end_fields,
+    pieces_for,
+    struct_dtype,
+)
 from .plugin import endtime
 from .storage import zarr_chunk_rows
 
@@ -99,19 +108,13 @@ def persist_superrun(
 
     # time and end columns (small) decide the chunk boundaries
     t0 = targets[0]
-    cols = {
-        f: dask_column(pieces, f, t0, dtypes[t0].fields[f][0])
-        for f in ["time", *end_fields(dtypes[t0])]
-    }
-    (values,) = (
-        ctx._scheduler.compute(cols) if pieces else ({f: np.zeros(0, np.int64) for f in cols},)
+    ends = end_fields(dtypes[t0])
+    tcols = {f: (t0, dtypes[t0].fields[f][0]) for f in ["time", *ends]}
+    values = assemble(
+        ctx._scheduler, pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()])
     )
     time = np.asarray(values["time"], dtype=np.int64)
-    end = (
-        endtime(np.rec.fromarrays([values[f] for f in cols], names=list(cols)))
-        if "endtime" not in cols
-        else np.asarray(values["endtime"], np.int64)
-    )
+    end = np.asarray(endtime(values), dtype=np.int64)
     doc = ctx.run_metadata(name)
     table = chunk_table(
         pieces,
@@ -129,37 +132,35 @@ def persist_superrun(
     base_rows = zarr_chunk_rows(typical, row_bytes)
 
     frontend = ctx._storage.writable()
-    states, stores = [], []
+    states = []
     try:
-        subrun = dask_subrun(pieces) if pieces else None
         for t in targets:
             app = frontend.appender(
                 str(keys[t]), dtypes[t], ctx._compressor(), ctx._registry.data_kind(t)
             )
             states.append(app)
-            app = app.create_arrays(
+            states[-1] = app.create_arrays(
                 base_rows,
                 total_rows=n,
                 extra={"subrun": np.int32},
                 attributes={"coordinates": "subrun"},
             )
-            states[-1] = app
-            if not n:
-                continue
-            rows = app.chunk_rows
-            for f in dtypes[t].names:
-                arr = dask_column(pieces, f, t, dtypes[t].fields[f][0])
-                stores.append(
-                    da.store(arr.rechunk({0: rows}), app.array(f), lock=False, compute=False)
+        if n:
+            # per target, one task per run of whole zarr chunks of its arrays, writing each
+            # zarr chunk as soon as its rows are read: no rechunk graph, every zarr chunk
+            # written by exactly one task, memory a zarr chunk of a column per thread
+            offsets = np.cumsum([0] + [p.n for p in pieces])
+            tasks = []
+            for t, app in zip(targets, states):
+                rows = app.chunk_rows
+                step = rows * max(1, MERGE_BYTES // max(1, rows * dtypes[t].itemsize))
+                job = Opaque((pieces, offsets, app, dtypes[t], t))
+                tasks.extend(
+                    dask.delayed(_write_rows, pure=False)(job, r0, min(n, r0 + step))
+                    for r0 in range(0, n, step)
                 )
-            stores.append(
-                da.store(subrun.rechunk({0: rows}), app.array("subrun"), lock=False, compute=False)
-            )
-        if stores:
             ctx._scheduler.compute(
-                dask.delayed(stores),
-                progress=progress,
-                label=f"persisting {', '.join(targets)} of {name}",
+                *tasks, progress=progress, label=f"persisting {', '.join(targets)} of {name}"
             )
         for t, app in zip(targets, states):
             meta = {
@@ -180,6 +181,49 @@ def persist_superrun(
             app.abort()
         raise
     return list(keys.values())
+
+
+def _write_rows(job: Opaque, r0: int, r1: int) -> int:
+    """Rows ``[r0, r1)`` of the superrun (whole zarr chunks of the target's arrays) read
+    and written, zarr chunk by zarr chunk, column by column."""
+    pieces, offsets, app, dtype, target = job.value
+    for z0 in range(r0, r1, app.chunk_rows):
+        z1 = min(r1, z0 + app.chunk_rows)
+        first = int(np.searchsorted(offsets, z0, side="right")) - 1
+        last = int(np.searchsorted(offsets, z1, side="left"))
+        parts = []  # (piece, its rows a..b, at row o of this zarr chunk)
+        for i in range(first, last):
+            p, po = pieces[i], int(offsets[i])
+            a, b = max(z0, po) - po, min(z1, po + p.n) - po
+            if a < b:
+                parts.append((p, a, b, po + a - z0))
+        for name in dtype.names:
+            sub = dtype.fields[name][0]
+            buf = np.empty((z1 - z0, *sub.shape), sub.base)
+            for p, a, b, o in parts:
+                root, key = _group_of(p, target)
+                _read_part(root, f"{key}/{name}", p, a, b, buf[o : o + b - a])
+            app.array(name)[z0:z1] = buf
+        subrun = np.empty(z1 - z0, np.int32)
+        for p, a, b, o in parts:
+            if p.source.stored:
+                _dt, root, key, _meta = p.source.groups[0]
+                _read_part(root, f"{key}/subrun", p, a, b, subrun[o : o + b - a])
+                subrun[o : o + b - a] += np.int32(p.source.subrun)
+            else:
+                subrun[o : o + b - a] = p.source.subrun
+        app.array("subrun")[z0:z1] = subrun
+    return r1 - r0
+
+
+def _read_part(root: str, path: str, p: Piece, a: int, b: int, out: np.ndarray) -> None:
+    """Rows ``a..b`` of piece ``p`` (of array ``root/path``) into ``out``."""
+    if p.index is None:
+        loader.read_block(root, path, p.lo + a, p.lo + b, out=out)
+    else:
+        idx = p.index[a:b]
+        lo = p.lo + int(idx[0])
+        loader.read_block(root, path, lo, p.lo + int(idx[-1]) + 1, idx - idx[0], out=out)
 
 
 def _target_dtype(ctx, target, resolved, first_meta) -> np.dtype:

@@ -3,11 +3,13 @@ which option values for a given run, and the resulting lineage."""
 
 from __future__ import annotations
 
+import copy
+import json
 import warnings
 from typing import Any
 
 from .errors import ConfigError, DataNotAvailable, InvalidRequest, UnknownConfigWarning
-from .lineage import DataKey, deterministic_hash
+from .lineage import DataKey, _jsonable, deterministic_hash
 from .plugin import Plugin
 
 __all__ = ["PluginRegistry"]
@@ -21,6 +23,8 @@ class PluginRegistry:
         self.config: dict[str, Any] = {}
         self.use_per_run_defaults = False
         self._warned: set[str] = set()
+        self._lineage_memo: dict[tuple, tuple] = {}
+        self._config_last: tuple | None = None
 
     def register(self, plugin_cls) -> None:
         """Register a plugin class (or a list of them)."""
@@ -101,7 +105,46 @@ class PluginRegistry:
 
     def lineage(self, data_type: str, run_id: str) -> dict:
         """``{data_type: (class name, version, {tracked option: value})}`` over the type and
-        every type it depends on, for regular run ``run_id``."""
+        every type it depends on, for regular run ``run_id``.
+
+        Remembered per data type (and per run only where per-run defaults apply) until the
+        config or the registered plugins change: opening a superrun asks it of every
+        subrun, thousands of times with the same answer.
+        """
+        token = self._lineage_token()
+        memo_key = (data_type, run_id if token[0] else None)
+        hit = self._lineage_memo.get(memo_key)
+        if hit is not None and hit[0] == token:
+            return {dt: (n, v, dict(opts)) for dt, (n, v, opts) in hit[1].items()}
+        out = self._lineage(data_type, run_id)
+        if len(self._lineage_memo) > 100_000:
+            self._lineage_memo.clear()
+        self._lineage_memo[memo_key] = (token, out)
+        return {dt: (n, v, dict(opts)) for dt, (n, v, opts) in out.items()}
+
+    def _lineage_token(self) -> tuple:
+        """What lineages depend on besides the run: (per-run?, config, plugins)."""
+        per_run = self.use_per_run_defaults and any(
+            opt.default_per_run for cls in self.plugins.values() for opt in cls.options().values()
+        )
+        plugins = tuple(
+            (dt, id(cls), str(cls.__version__)) for dt, cls in sorted(self.plugins.items())
+        )
+        return (per_run, self._config_token(), plugins)
+
+    def _config_token(self) -> str:
+        """The config as canonical JSON, redone only when the config changed."""
+        last = self._config_last
+        if last is not None and _same(last[0], self.config):
+            return last[1]
+        token = json.dumps(self.config, sort_keys=True, default=_jsonable)
+        try:
+            self._config_last = (copy.deepcopy(self.config), token)
+        except Exception:  # noqa: BLE001 - values that cannot be copied: no shortcut
+            self._config_last = None
+        return token
+
+    def _lineage(self, data_type: str, run_id: str) -> dict:
         self.check_config()
         out = {}
         for dt in self.dependencies(data_type):
@@ -125,3 +168,18 @@ class PluginRegistry:
                 "load them separately"
             )
         return next(iter(kinds.values()))
+
+
+def _same(a, b) -> bool:
+    """Whether two config values are equal and of the same types throughout (1 and 1.0,
+    equal in Python, are different options in a lineage)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - e.g. arrays: not known to be the same
+        return False

@@ -41,7 +41,7 @@ import zarr.errors
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
-from . import __version__
+from . import __version__, fastread
 from .errors import (
     CorruptData,
     DastraxError,
@@ -173,11 +173,40 @@ def _chunk_file(root: str, path: str, arr, lo: int, hi: int) -> str:
     return f"{root.rstrip('/')}/{path} rows {lo}:{hi}"
 
 
-def read_block(root: str, path: str, lo: int, hi: int, index=None) -> np.ndarray:
+def read_block(root: str, path: str, lo: int, hi: int, index=None, out=None) -> np.ndarray:
     """Rows ``[lo, hi)`` of the zarr array at ``root/path``, then ``[index]`` if given.
 
-    Damaged or missing chunk files raise :class:`CorruptData` naming the file.
+    ``out``, if given, is filled and returned: an array of the result's shape, possibly a
+    strided view such as a field of a structured array. Local arrays in dastrax's own
+    layout are read by :mod:`dastrax.fastread` (chunks decompressed in place, no extra
+    copy); others by zarr. Damaged or missing chunk files raise :class:`CorruptData`
+    naming the file.
     """
+    lay = fastread.layout(root, path)
+    if lay is not None:
+        if hi > lay.shape[0]:
+            raise CorruptData(
+                f"stored array {root.rstrip('/')}/{path} holds {lay.shape[0]} rows, but its "
+                f"chunk table refers to rows up to {hi}; the store is damaged: delete it and "
+                "make the data again"
+            )
+        if index is None:
+            if out is None:
+                out = np.empty((hi - lo, *lay.inner), lay.dtype)
+            return fastread.read_rows(lay, lo, hi, out)
+        block = fastread.read_rows(lay, lo, hi, np.empty((hi - lo, *lay.inner), lay.dtype))
+        return _into(block[index], out)
+    return _into(_zarr_block(root, path, lo, hi, index), out)
+
+
+def _into(data: np.ndarray, out) -> np.ndarray:
+    if out is None:
+        return data
+    out[...] = data
+    return out
+
+
+def _zarr_block(root: str, path: str, lo: int, hi: int, index=None) -> np.ndarray:
     try:
         arr = _open_array(root, path)
     except (FileNotFoundError, zarr.errors.NodeNotFoundError, ValueError, KeyError) as e:
@@ -269,6 +298,12 @@ class ZarrDirectory:
                 return f.read()
         return self.fs.cat_file(path).decode()
 
+    def _read_bytes(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as f:
+                return f.read()
+        return self.fs.cat_file(path)
+
     def _write_text(self, path: str, text: str) -> None:
         if self.local:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -301,12 +336,11 @@ class ZarrDirectory:
             return self._meta_cache[key]
         path = self._p(key, "zarr.json")
         try:
-            text = self._read_text(path)
+            text = self._read_bytes(path)
         except (FileNotFoundError, NotADirectoryError):
             raise DataNotAvailable(f"{key} is not stored in {self.url}") from None
         try:
-            doc = json.loads(text)
-            meta = doc["attributes"]["dastrax"]
+            meta = fastread.group_attributes(text)["dastrax"]
         except (json.JSONDecodeError, TypeError) as e:
             raise CorruptData(
                 f"metadata document {path} is damaged ({e}); delete {self._p(key)} "

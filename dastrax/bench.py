@@ -1,0 +1,612 @@
+"""``dastrax bench``: how fast dastrax loads and persists superruns, next to the limit.
+
+It makes a superrun of ``--subruns`` subruns of ``--chunks`` chunks of ``--rows-per-chunk``
+``peaks`` rows (the :mod:`dastrax.testutils` plugins, rows of about 1.2 kB), then times each
+step **in a fresh Python process** (page cache warm, Python memory fresh) and reports its
+peak RSS:
+
+- ``open_*``: opening the superrun lazily (``get_dataset``, metadata only);
+- ``load_*``: loading it into numpy (``get_array``), unstored and stored;
+- ``persist``: ``persist_superrun``;
+- ``load_two_columns``: two scalar columns of the stored superrun;
+- the limits: a plain ``dask.array.from_zarr(...).compute()`` of the same zarr arrays
+  (``fromzarr_*``), a plain read of the chunk files (``read_*``) and a plain
+  ``dask.array.to_zarr`` of the same rows with the same codecs and chunks (``to_zarr``).
+
+``--scaling`` times opening and persisting superruns of many tiny subruns (one chunk each).
+
+Examples
+--------
+::
+
+    dastrax bench --small --json bench.json
+    python -m dastrax.bench --subruns 10 --chunks 10 --rows-per-chunk 20000
+    python -m dastrax.bench --scaling
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import click
+
+from .plugin import Option
+from .testutils import Peaks
+from .testutils import Records as _TestRecords
+
+__all__ = ["bench_command", "run_bench", "run_scaling"]
+
+SUPERRUN = "_bench"
+TARGET = "peaks"
+#: the two scalar columns of the ``load_two_columns`` step
+TWO_COLUMNS = ["area", "channel"]
+#: rows of a tiny subrun in the scaling mode (about 244 kB: 1000 of them make 244 MB)
+TINY_ROWS = 200
+#: time between the rows of a chunk, in ns (rows do not overlap: length 1, dt 1)
+ROW_NS = 10
+#: gap between subruns, in ns
+GAP_NS = 1000
+STEP_MARK = "DASTRAX-BENCH-STEP "
+
+FULL = {"subruns": 10, "chunks": 10, "rows_per_chunk": 20_000}
+SMALL = {"subruns": 3, "chunks": 4, "rows_per_chunk": 2_000}
+SCALING_N = (100, 1000, 10_000)
+SMALL_SCALING_N = (10, 100)
+
+# (step, limit it is compared with, or a tuple of limits that add up)
+TARGETS = [
+    # (name, step, limit steps, max ratio, what)
+    ("load stored", "load_stored", ("fromzarr_stored",), 1.25, "time"),
+    ("load unstored", "load_unstored", ("fromzarr_subruns",), 1.5, "time"),
+    ("persist", "persist", ("fromzarr_subruns", "to_zarr"), 2.0, "time"),
+    ("two columns / full load", "load_two_columns", ("load_stored",), 1 / 20, "time"),
+]
+
+
+class Records(_TestRecords):
+    """:class:`dastrax.testutils.Records` with run ``i`` starting at ``i * run_spacing``.
+
+    Its lineage is that of ``testutils.Records`` (same class name, version and tracked
+    options; ``run_spacing`` is untracked), so all subruns can be made in one ``make``
+    call — in parallel, with different times — instead of one call per time offset.
+    """
+
+    run_spacing = Option(default=0, type=int, track=False, help="start of run i: i * this")
+
+    def chunk_intervals(self, run_id):
+        shift = int(run_id) * self.run_spacing
+        return [(s + shift, e + shift) for s, e in super().chunk_intervals(run_id)]
+
+
+# --------------------------------------------------------------------------------------
+# the data
+# --------------------------------------------------------------------------------------
+def plugin_config(chunks: int, rows_per_chunk: int) -> dict:
+    chunk_ns = rows_per_chunk * ROW_NS
+    return {
+        "n_chunks": chunks,
+        "recs_per_chunk": rows_per_chunk,
+        "chunk_ns": chunk_ns,
+        "run_spacing": chunks * chunk_ns + GAP_NS,
+    }
+
+
+def context(params: dict):
+    """The bench's context on ``params["storage"]``."""
+    import dastrax
+
+    return dastrax.Context(
+        storage=params["storage"],
+        register=[Records, Peaks],
+        config=plugin_config(params["chunks"], params["rows_per_chunk"]),
+        progress=False,
+        scheduler=params.get("scheduler", "threads"),
+        **params.get("context_config", {}),
+    )
+
+
+def make_data(params: dict) -> float:
+    """Make the subruns and define the superrun (unless already there); seconds taken."""
+    st = context(params)
+    cfg = plugin_config(params["chunks"], params["rows_per_chunk"])
+    ids = [str(i) for i in range(params["subruns"])]
+    t0 = time.perf_counter()
+    st.make(ids, TARGET)
+    span = params["chunks"] * cfg["chunk_ns"]
+    known = set(st.list_runs())
+    for i, run_id in enumerate(ids):
+        if run_id not in known:
+            start = i * cfg["run_spacing"]
+            st.write_run_metadata(run_id, {"start": start, "end": start + span})
+    st.define_run(SUPERRUN, ids)
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------------------
+# steps (each run in a fresh process by `run_step`)
+# --------------------------------------------------------------------------------------
+def _groups(st, stored: bool, params: dict) -> list[str]:
+    """Paths of the zarr groups a load of the superrun reads."""
+    root = st.storage[0].url
+    if stored:
+        return [os.path.join(root, str(st.key_for(SUPERRUN, TARGET)))]
+    ids = [str(i) for i in range(params["subruns"])]
+    return [os.path.join(root, str(st.key_for(r, TARGET))) for r in ids]
+
+
+def _field_names(st) -> list[str]:
+    return list(st._registry.plugin(TARGET, "0").dtype.names)
+
+
+def _chunk_files(group: str, names) -> list[str]:
+    out = []
+    for name in names:
+        for base, _dirs, files in os.walk(os.path.join(group, name, "c")):
+            out.extend(os.path.join(base, f) for f in files)
+    return sorted(out)
+
+
+def _nbytes(arrays) -> int:
+    if isinstance(arrays, dict):
+        arrays = arrays.values()
+    return int(sum(a.nbytes for a in arrays))
+
+
+def step_open(st, params, stored):
+    t0 = time.perf_counter()
+    ds = st.get_dataset(SUPERRUN, TARGET)
+    seconds = time.perf_counter() - t0
+    blocks = ds["time"].data.numblocks[0]
+    nbytes = int(sum(v.nbytes for v in ds.data_vars.values()))
+    return {"seconds": seconds, "bytes": nbytes, "blocks": blocks, "stored": stored}
+
+
+def step_load(st, params, stored, columns=None):
+    t0 = time.perf_counter()
+    arr = st.get_array(SUPERRUN, TARGET, columns=columns)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": int(arr.nbytes), "rows": len(arr), "stored": stored}
+
+
+def step_persist(st, params):
+    key = str(st.key_for(SUPERRUN, TARGET))
+    frontend = st.storage[0]
+    if frontend.has(key):
+        frontend.delete(key)
+    t0 = time.perf_counter()
+    st.persist_superrun(SUPERRUN, TARGET)
+    seconds = time.perf_counter() - t0
+    meta = st.get_metadata(SUPERRUN, TARGET)
+    rows = int(sum(c["n"] for c in meta["chunks"]))
+    nbytes = rows * st._registry.plugin(TARGET, "0").dtype.itemsize
+    return {"seconds": seconds, "bytes": nbytes, "rows": rows, "chunks": len(meta["chunks"])}
+
+
+def step_fromzarr(st, params, stored):
+    """The limit of a load: a plain ``from_zarr(...).compute()`` of the same arrays."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    names = _field_names(st)
+    groups = _groups(st, stored, params)
+    arrays = [zarr.open_array(os.path.join(g, n), mode="r") for g in groups for n in names]
+    t0 = time.perf_counter()
+    out = dask.compute(*[da.from_zarr(a) for a in arrays], scheduler="threads")
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": _nbytes(out), "arrays": len(arrays), "stored": stored}
+
+
+def step_read(st, params, stored):
+    """A plain read of every chunk file of the same arrays (bytes only, one thread)."""
+    files = _chunk_files_of(st, params, stored)
+    t0 = time.perf_counter()
+    total = 0
+    for path in files:
+        with open(path, "rb") as f:
+            total += len(f.read())
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": total, "files": len(files), "stored": stored}
+
+
+def _chunk_files_of(st, params, stored):
+    names = _field_names(st)
+    return [f for g in _groups(st, stored, params) for f in _chunk_files(g, names)]
+
+
+def step_to_zarr(st, params):
+    """The write limit of persisting: a plain ``da.to_zarr`` of the superrun's rows, in
+    memory (read before the clock starts), with the persisted store's codecs and chunks."""
+    import dask.array as da
+    import numpy as np
+    import zarr
+
+    from .storage import make_codecs
+
+    names = _field_names(st)
+    src = _groups(st, True, params)[0]
+    columns = {n: zarr.open_array(os.path.join(src, n), mode="r") for n in names}
+    data = {n: a[:] for n, a in columns.items()}
+    out_dir = tempfile.mkdtemp(prefix="to_zarr-", dir=params["storage"])
+    try:
+        group = zarr.open_group(out_dir, mode="w")
+        codecs = make_codecs(st._compressor())
+        t0 = time.perf_counter()
+        for n, a in data.items():
+            chunks = columns[n].chunks
+            target = group.create_array(
+                n,
+                shape=a.shape,
+                chunks=chunks,
+                dtype=a.dtype,
+                compressors=codecs,
+                fill_value=0,
+                config={"write_empty_chunks": True},
+            )
+            da.to_zarr(da.from_array(a, chunks=chunks), target, compute=False).compute(
+                scheduler="threads"
+            )
+        seconds = time.perf_counter() - t0
+        nbytes = int(sum(a.nbytes for a in data.values()))
+        del data
+        rows = int(np.asarray(columns["time"].shape[0]))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return {"seconds": seconds, "bytes": nbytes, "rows": rows}
+
+
+STEPS = {
+    "open_unstored": lambda st, p: step_open(st, p, False),
+    "load_unstored": lambda st, p: step_load(st, p, False),
+    "fromzarr_subruns": lambda st, p: step_fromzarr(st, p, False),
+    "read_subruns": lambda st, p: step_read(st, p, False),
+    "to_zarr": step_to_zarr,
+    "persist": step_persist,
+    "open_stored": lambda st, p: step_open(st, p, True),
+    "load_stored": lambda st, p: step_load(st, p, True),
+    "fromzarr_stored": lambda st, p: step_fromzarr(st, p, True),
+    "read_stored": lambda st, p: step_read(st, p, True),
+    "load_two_columns": lambda st, p: step_load(st, p, True, TWO_COLUMNS),
+}
+
+DESCRIPTIONS = {
+    "open_unstored": "open unstored superrun (get_dataset)",
+    "load_unstored": "load unstored superrun (get_array)",
+    "fromzarr_subruns": "limit: from_zarr().compute() of subruns",
+    "read_subruns": "limit: read subrun chunk files",
+    "to_zarr": "limit: plain to_zarr (same codecs)",
+    "persist": "persist_superrun",
+    "open_stored": "open stored superrun (get_dataset)",
+    "load_stored": "load stored superrun (get_array)",
+    "fromzarr_stored": "limit: from_zarr().compute() of stored",
+    "read_stored": "limit: read stored chunk files",
+    "load_two_columns": "load two columns of stored superrun",
+}
+
+
+def _step_main(argv: list[str]) -> None:
+    """Child side: ``python -m dastrax.bench _step NAME PARAMS_JSON``."""
+    name, params = argv[0], json.loads(argv[1])
+    st = context(params)
+    import psutil
+
+    rss_before = psutil.Process().memory_info().rss
+    cpu0 = time.process_time()
+    result = STEPS[name](st, params)
+    result["cpu_seconds"] = time.process_time() - cpu0
+    result["rss_before_mb"] = rss_before / 1e6
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    print(STEP_MARK + json.dumps(result), flush=True)
+
+
+def run_step(name: str, params: dict) -> dict:
+    """Run step ``name`` in a fresh Python process; its measurements."""
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dastrax.bench", "_step", name, json.dumps(params)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith(STEP_MARK):
+            return json.loads(line[len(STEP_MARK) :])
+    raise click.ClickException(
+        f"bench step {name} failed (exit code {proc.returncode}):\n{proc.stderr[-4000:]}"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# the runs
+# --------------------------------------------------------------------------------------
+def _best(samples: list[dict]) -> dict:
+    best = dict(min(samples, key=lambda s: s["seconds"]))
+    best["samples"] = [s["seconds"] for s in samples]
+    best["peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
+    if best["seconds"] > 0 and best.get("bytes"):
+        best["mb_per_s"] = best["bytes"] / 1e6 / best["seconds"]
+    return best
+
+
+def run_bench(params: dict, repeat: int = 1, echo=print) -> dict:
+    """Make the data (if needed) and time every step; the report as a dict."""
+    echo(
+        f"dastrax bench: {params['subruns']} subruns x {params['chunks']} chunks x "
+        f"{params['rows_per_chunk']} rows of {TARGET} in {params['storage']}"
+    )
+    made = make_data(params)
+    echo(f"  data ready in {made:.1f} s")
+    order = [
+        ["read_subruns"],
+        ["open_unstored", "load_unstored", "fromzarr_subruns"] * repeat,
+        ["persist", "to_zarr"] * repeat,
+        ["read_stored"],
+        ["open_stored", "load_stored", "fromzarr_stored", "load_two_columns"] * repeat,
+    ]
+    samples: dict[str, list[dict]] = {}
+    for name in [s for group in order for s in group]:
+        result = run_step(name, params)
+        samples.setdefault(name, []).append(result)
+        echo(f"  {name:<18} {result['seconds']:8.3f} s  peak RSS {result['peak_rss_mb']:7.0f} MB")
+    steps = {name: _best(s) for name, s in samples.items()}
+    report = {
+        "params": params,
+        "repeat": repeat,
+        "make_seconds": made,
+        "machine": _machine(),
+        "steps": steps,
+    }
+    report["targets"] = _check_targets(steps)
+    return report
+
+
+def _check_targets(steps: dict) -> list[dict]:
+    out = []
+    for label, step, limits, max_ratio, _what in TARGETS:
+        if step not in steps or any(x not in steps for x in limits):
+            continue
+        limit = sum(steps[x]["seconds"] for x in limits)
+        ratio = steps[step]["seconds"] / limit if limit > 0 else float("inf")
+        out.append(
+            {
+                "target": label,
+                "step": step,
+                "limit": "+".join(limits),
+                "ratio": ratio,
+                "max_ratio": max_ratio,
+                "met": ratio <= max_ratio,
+            }
+        )
+    if "load_stored" in steps:
+        s = steps["load_stored"]
+        ratio = s["peak_rss_mb"] / (s["bytes"] / 1e6)
+        out.append(
+            {
+                "target": "load stored peak RSS / result size",
+                "step": "load_stored",
+                "ratio": ratio,
+                "max_ratio": 1.3,
+                "met": ratio <= 1.3,
+            }
+        )
+    if "persist" in steps:
+        rss = steps["persist"]["peak_rss_mb"]
+        out.append(
+            {
+                "target": "persist peak RSS <= 1000 MB",
+                "step": "persist",
+                "value_mb": rss,
+                "met": rss <= 1000,
+            }
+        )
+    return out
+
+
+def _machine() -> dict:
+    import dask
+    import numpy
+    import zarr
+
+    from . import __version__
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "dastrax": __version__,
+        "dask": dask.__version__,
+        "zarr": zarr.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def run_scaling(base: dict, sizes, echo=print) -> dict:
+    """Open and persist superruns of N tiny subruns (one chunk of TINY_ROWS rows each)."""
+    out = {}
+    for n in sizes:
+        params = dict(
+            base,
+            subruns=n,
+            chunks=1,
+            rows_per_chunk=TINY_ROWS,
+            storage=os.path.join(base["storage"], f"scaling-{n}"),
+        )
+        made = make_data(params)
+        row = {"subruns": n, "make_seconds": made}
+        for name in ("open_unstored", "persist", "open_stored", "load_stored"):
+            result = run_step(name, params)
+            row[name] = result
+            row[f"{name}_per_subrun_ms"] = result["seconds"] / n * 1e3
+        out[str(n)] = row
+        echo(
+            f"  N={n:>6}: made in {made:7.1f} s; open {row['open_unstored']['seconds']:7.3f} s, "
+            f"persist {row['persist']['seconds']:7.2f} s "
+            f"({row['persist_per_subrun_ms']:.2f} ms/subrun), "
+            f"load stored {row['load_stored']['seconds']:6.3f} s"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------------------
+LIMIT_OF = {
+    "load_unstored": ("fromzarr_subruns",),
+    "persist": ("fromzarr_subruns", "to_zarr"),
+    "load_stored": ("fromzarr_stored",),
+    "load_two_columns": ("load_stored",),
+}
+
+
+def format_table(report: dict) -> str:
+    """The steps as a Markdown table: seconds, MB/s, peak RSS, ratio to the limit."""
+    steps = report["steps"]
+    lines = [
+        "| step | seconds | MB/s | peak RSS (MB) | ratio to limit |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name in STEPS:
+        if name not in steps:
+            continue
+        s = steps[name]
+        mbs = f"{s['mb_per_s']:.0f}" if "mb_per_s" in s and not name.startswith("open") else ""
+        ratio = ""
+        if name in LIMIT_OF and all(x in steps for x in LIMIT_OF[name]):
+            limit = sum(steps[x]["seconds"] for x in LIMIT_OF[name])
+            ratio = f"{s['seconds'] / limit:.2f} × {' + '.join(LIMIT_OF[name])}"
+        lines.append(
+            f"| {DESCRIPTIONS[name]} | {s['seconds']:.3f} | {mbs} | {s['peak_rss_mb']:.0f} | "
+            f"{ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def format_targets(report: dict) -> str:
+    lines = []
+    for t in report.get("targets", []):
+        mark = "met" if t["met"] else "MISSED"
+        if "ratio" in t:
+            lines.append(
+                f"- {t['target']}: {t['ratio']:.3f} (target <= {t['max_ratio']:.3g}) {mark}"
+            )
+        else:
+            lines.append(f"- {t['target']}: {t['value_mb']:.0f} MB {mark}")
+    return "\n".join(lines)
+
+
+def format_scaling(scaling: dict) -> str:
+    lines = [
+        "| subruns | make (s) | open unstored (s) | persist (s) | persist per subrun (ms) | "
+        "open stored (s) | load stored (s) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in scaling.values():
+        lines.append(
+            f"| {row['subruns']} | {row['make_seconds']:.1f} | "
+            f"{row['open_unstored']['seconds']:.3f} | {row['persist']['seconds']:.2f} | "
+            f"{row['persist_per_subrun_ms']:.2f} | {row['open_stored']['seconds']:.3f} | "
+            f"{row['load_stored']['seconds']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------
+@click.command("bench")
+@click.option("--subruns", type=int, default=None, help="subruns of the superrun [10]")
+@click.option("--chunks", type=int, default=None, help="chunks of each subrun [10]")
+@click.option("--rows-per-chunk", type=int, default=None, help="peaks rows a chunk [20000]")
+@click.option("--small", is_flag=True, help="a small, quick preset (for CI)")
+@click.option("--scaling", is_flag=True, help="time opening and persisting 100..10 000 subruns")
+@click.option("--scaling-sizes", default=None, help="comma-separated subrun counts for --scaling")
+@click.option("--repeat", type=int, default=1, show_default=True, help="runs of each step; best")
+@click.option(
+    "--storage",
+    "storage",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="where to make the data (default: a temporary directory, removed afterwards)",
+)
+@click.option("--scheduler", default="threads", show_default=True, help="dask scheduler")
+@click.option("--config", "config_file", default=None, help="TOML file: compressor, chunk size")
+@click.option("--json", "json_file", default=None, help="write the report to this JSON file")
+def bench_command(
+    subruns,
+    chunks,
+    rows_per_chunk,
+    small,
+    scaling,
+    scaling_sizes,
+    repeat,
+    storage,
+    scheduler,
+    config_file,
+    json_file,
+):
+    """Time loading and persisting a superrun, each step in a fresh process, next to the
+    read/write limit (plain zarr + dask), and print a table of seconds, MB/s, peak RSS
+    and ratios."""
+    preset = SMALL if small else FULL
+    sizes = dict(
+        subruns=subruns or preset["subruns"],
+        chunks=chunks or preset["chunks"],
+        rows_per_chunk=rows_per_chunk or preset["rows_per_chunk"],
+    )
+    temporary = storage is None
+    root = tempfile.mkdtemp(prefix="dastrax-bench-") if temporary else os.path.abspath(storage)
+    os.makedirs(root, exist_ok=True)
+    params = dict(
+        sizes, storage=root, scheduler=scheduler, context_config=_context_config(config_file)
+    )
+    try:
+        if scaling:
+            if scaling_sizes:
+                ns = [int(x) for x in scaling_sizes.split(",") if x.strip()]
+            else:
+                ns = list(SMALL_SCALING_N if small else SCALING_N)
+            click.echo(f"dastrax bench --scaling: superruns of {ns} subruns of {TINY_ROWS} rows")
+            table = run_scaling(params, ns, echo=click.echo)
+            report = {"params": params, "machine": _machine(), "scaling": table}
+            click.echo("")
+            click.echo(format_scaling(table))
+        else:
+            report = run_bench(params, repeat=max(1, repeat), echo=click.echo)
+            click.echo("")
+            click.echo(format_table(report))
+            click.echo("")
+            click.echo(format_targets(report))
+        if json_file:
+            with open(json_file, "w") as f:
+                json.dump(report, f, indent=1)
+            click.echo(f"report written to {json_file}")
+    finally:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _context_config(config_file) -> dict:
+    if not config_file:
+        return {}
+    import tomllib
+
+    with open(config_file, "rb") as f:
+        conf = tomllib.load(f)
+    return {k: conf[k] for k in ("compressor", "chunk_target_size_mb") if k in conf}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_step"]:
+        _step_main(sys.argv[2:])
+    else:
+        bench_command()

@@ -172,9 +172,9 @@ def persist_superrun(
                 "chunk_target_size_mb": chunk_target_size_mb,
                 "subruns": resolved.subruns,
                 "sub_run_spec": [[s, r] for s, r in flat],
-                "chunks": table,
+                "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
-            committed = replace(app, n=n, written=n, chunks=tuple(table)).commit(meta)
+            committed = replace(app, n=n, written=n).commit(meta)
             frontend._committed(str(keys[t]), committed)
     except BaseException:
         for app in states:

@@ -498,7 +498,7 @@ class ZarrDirectory:
         self._check_writable()
         if self.local:
             self._sweep_once()
-        self._write_text(self._run_path(run_id), json.dumps(doc, sort_keys=True, indent=1))
+        self._write_text(self._run_path(run_id), json.dumps(doc, indent=1))
 
     def delete_run_metadata(self, run_id: str) -> None:
         self._check_writable()
@@ -619,6 +619,7 @@ class Appender:
     compressor: dict
     data_kind: str = "rows"
     chunk_rows: int = 0
+    created: bool = False
     n: int = 0
     written: int = 0
     tail: Any = None
@@ -670,12 +671,21 @@ class Appender:
         total_rows: int = 0,
         extra: dict | None = None,
         attributes: dict | None = None,
+        rows: int | None = None,
     ) -> Appender:
-        """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group."""
+        """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group.
+
+        Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
+        ``base_rows``; never more than ``total_rows`` when that is known (a zarr chunk is
+        stored whole, so a tiny array in a big chunk would cost a big chunk's bytes).
+        """
         dt = self.np_dtype
         fields = {name: dt.fields[name][0] for name in dt.names}
         fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
-        rows = zarr_chunk_rows(base_rows, max(f.itemsize for f in fields.values()))
+        if rows is None:
+            rows = zarr_chunk_rows(base_rows, max(f.itemsize for f in fields.values()))
+        if total_rows:
+            rows = min(rows, total_rows)
         group = self.group()
         for name, sub in fields.items():
             group.create_array(
@@ -690,7 +700,7 @@ class Appender:
                 config={"write_empty_chunks": True},
                 attributes=dict(attributes or {}) if name != "subrun" else {},
             )
-        return replace(self, chunk_rows=rows)
+        return replace(self, chunk_rows=rows, created=True)
 
     def append(
         self,
@@ -710,9 +720,14 @@ class Appender:
         written = state.written
         try:
             if not state.chunk_rows and len(data):
-                state = state.create_arrays(len(data))
+                # sized by the first chunk; created once a whole zarr chunk is there to
+                # write (a run smaller than one gets chunks of its own size at the commit)
+                widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
+                state = replace(state, chunk_rows=zarr_chunk_rows(len(data), widest))
             full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
             if full:
+                if not state.created:
+                    state = state.create_arrays(0, rows=state.chunk_rows)
                 for name in data.dtype.names:
                     arr = state._array(name)
                     arr[written : written + full] = tail[name][:full]
@@ -743,7 +758,7 @@ class Appender:
         first, this copy is discarded and theirs is kept (same lineage, same data).
         """
         try:
-            state = self if self.chunk_rows else self.create_arrays(1)
+            state = self if self.created else self.create_arrays(0, rows=max(1, self.n))
             for name in state.np_dtype.names:
                 arr = state._array(name)
                 if state.tail is not None and len(state.tail):

@@ -16,6 +16,7 @@ Anything else (remote stores, other codecs or layouts) is left to zarr:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import mmap
@@ -31,6 +32,8 @@ __all__ = ["Layout", "group_attributes", "layout", "read_rows"]
 
 #: per-thread buffers larger than this are not kept between calls
 KEEP_BUFFER_BYTES = 64 * 2**20
+#: chunk files bigger than this are memory-mapped, smaller ones read
+MAP_FILE_BYTES = 2**20
 
 _LOCAL = threading.local()
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -52,7 +55,7 @@ class Layout:
     def inner(self) -> tuple[int, ...]:
         return self.shape[1:]
 
-    @property
+    @functools.cached_property
     def chunk_nbytes(self) -> int:
         return self.chunk_rows * math.prod(self.inner) * self.dtype.itemsize
 
@@ -139,26 +142,43 @@ def _buffer(name: str, nbytes: int) -> np.ndarray:
 
 
 def _read_file(path: str) -> np.ndarray:
-    """The bytes of file ``path``, memory-mapped (read-only).
+    """The bytes of file ``path``: small files read into the calling thread's reused
+    buffer, big ones memory-mapped (read-only).
 
     Mapping the page cache costs a fraction of copying it out with ``read`` on the
-    machines measured (0.3 s against 1.5 s for 1.4 GB). Stored chunk files are never
-    rewritten in place (writers build a new folder and rename it), so the mapping stays
-    valid; it is unmapped when the returned array and its views are dropped.
+    machines measured (0.3 s against 1.5 s for 1.4 GB); for small files the mapping's
+    system calls cost more than the copy. Stored chunk files are never rewritten in place
+    (writers build a new folder and rename it), so a mapping stays valid; it is unmapped
+    when the returned array and its views are dropped.
     """
     try:
-        with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 5:
-                raise _damaged(path, f"file too short ({size} bytes)")
-            m = mmap.mmap(f.fileno(), size, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise CorruptData(
             f"missing chunk file {path}: the store is damaged; delete it and make the data again"
         ) from None
     except OSError as e:
         raise _damaged(path, str(e)) from e
-    return np.frombuffer(m, np.uint8)
+    try:
+        size = os.fstat(fd).st_size
+        if size < 5:
+            raise _damaged(path, f"file too short ({size} bytes)")
+        if size > MAP_FILE_BYTES:
+            return np.frombuffer(
+                mmap.mmap(fd, size, flags=_MAP_FLAGS, prot=mmap.PROT_READ), np.uint8
+            )
+        buf = _buffer("raw", size)
+        got = 0
+        while got < size:
+            n = os.readv(fd, [memoryview(buf)[got:size]])
+            if not n:
+                break
+            got += n
+        return buf[:got]
+    except OSError as e:
+        raise _damaged(path, str(e)) from e
+    finally:
+        os.close(fd)
 
 
 def _damaged(path: str, why: str) -> CorruptData:

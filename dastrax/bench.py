@@ -108,7 +108,10 @@ def context(params: dict):
     return dastrax.Context(
         storage=params["storage"],
         register=[Records, Peaks],
-        config=plugin_config(params["chunks"], params["rows_per_chunk"]),
+        config={
+            **params.get("plugin_options", {}),
+            **plugin_config(params["chunks"], params["rows_per_chunk"]),
+        },
         progress=False,
         scheduler=params.get("scheduler", "threads"),
         **params.get("context_config", {}),
@@ -546,7 +549,21 @@ def format_scaling(scaling: dict) -> str:
     help="where to make the data (default: a temporary directory, removed afterwards)",
 )
 @click.option("--scheduler", default="threads", show_default=True, help="dask scheduler")
-@click.option("--config", "config_file", default=None, help="TOML file: compressor, chunk size")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE",
+    help="TOML file: compressor, chunk_target_size_mb and [config] plugin options",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="OPTION=VALUE",
+    help="a plugin option, e.g. --set waveform_length=100 (repeatable; not the sizes)",
+)
+@click.option("--debug", is_flag=True, help="show the full traceback of an error")
 @click.option("--json", "json_file", default=None, help="write the report to this JSON file")
 def bench_command(
     subruns,
@@ -559,6 +576,8 @@ def bench_command(
     storage,
     scheduler,
     config_file,
+    sets,
+    debug,
     json_file,
 ):
     """Time loading and persisting a superrun, each step in a fresh process, next to the
@@ -573,8 +592,14 @@ def bench_command(
     temporary = storage is None
     root = tempfile.mkdtemp(prefix="dastrax-bench-") if temporary else os.path.abspath(storage)
     os.makedirs(root, exist_ok=True)
+    context_config, options = _read_config(config_file)
+    options.update(_parse_sets(sets))
     params = dict(
-        sizes, storage=root, scheduler=scheduler, context_config=_context_config(config_file)
+        sizes,
+        storage=root,
+        scheduler=scheduler,
+        context_config=context_config,
+        plugin_options=options,
     )
     try:
         if scaling:
@@ -592,6 +617,11 @@ def bench_command(
             click.echo("")
             click.echo(format_table(report))
             click.echo("")
+            if sizes != FULL:
+                click.echo(
+                    "(the targets are set for the full size: --subruns 10 --chunks 10 "
+                    "--rows-per-chunk 20000; smaller runs show fixed costs)"
+                )
             click.echo(format_targets(report))
         if json_file:
             with open(json_file, "w") as f:
@@ -602,14 +632,31 @@ def bench_command(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _context_config(config_file) -> dict:
+def _read_config(config_file) -> tuple[dict, dict]:
+    """Context options (compressor, chunk size) and plugin options of a TOML file."""
     if not config_file:
-        return {}
+        return {}, {}
     import tomllib
 
     with open(config_file, "rb") as f:
         conf = tomllib.load(f)
-    return {k: conf[k] for k in ("compressor", "chunk_target_size_mb") if k in conf}
+    context_config = {k: conf[k] for k in ("compressor", "chunk_target_size_mb") if k in conf}
+    return context_config, dict(conf.get("config", {}))
+
+
+def _parse_sets(sets) -> dict:
+    import tomllib
+
+    out = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected OPTION=VALUE, got {item!r}", param_hint="--set")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 if __name__ == "__main__":

@@ -157,7 +157,15 @@ class PluginRegistry:
     def key(self, run_id: str, data_type: str) -> DataKey:
         """The storage key of ``data_type`` for regular run ``run_id``."""
         lineage = self.lineage(data_type, run_id)
-        return DataKey(run_id, data_type, deterministic_hash(lineage), lineage)
+        token = self._lineage_token()
+        memo_key = ("hash", data_type, run_id if token[0] else None)
+        hit = self._lineage_memo.get(memo_key)
+        if hit is not None and hit[0] == token:
+            lineage_hash = hit[1]
+        else:
+            lineage_hash = deterministic_hash(lineage)
+            self._lineage_memo[memo_key] = (token, lineage_hash)
+        return DataKey(run_id, data_type, lineage_hash, lineage)
 
     def same_kind(self, targets: list[str]) -> str:
         """The one data kind of ``targets``; refuses targets of different kinds."""

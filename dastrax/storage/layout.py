@@ -1,0 +1,118 @@
+"""Where things live in a storage directory, and whether their writers are alive."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+
+import zarr
+import zarr.errors
+
+RUNS_DIR = "runs"
+
+
+TMP_PREFIX = ".tmp-"
+
+
+WRITER_FILE = "dastrax-writer.json"
+
+
+#: the writer file, renamed by the commit that takes over the temporary folder
+COMMIT_FILE = "dastrax-commit.json"
+
+
+#: the group inside a temporary folder (beside, not inside it, the writer file)
+GROUP_DIR = "group"
+
+
+#: suffix of temporary folders being deleted (swept whoever left them)
+TRASH_SUFFIX = ".trash"
+
+
+#: temporary folders of writers on other hosts are swept after this many seconds without
+#: a write (each write touches the writer file)
+STALE_TMP_SECONDS = 6 * 3600
+
+
+#: temporary folders without a writer file (a writer killed at a few-microsecond step)
+#: are swept after this many seconds
+ORPHAN_TMP_SECONDS = 600
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _local_path(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+@functools.lru_cache(maxsize=256)
+def _zarr_store(root: str, readonly: bool):
+    if _is_local(root):
+        return zarr.storage.LocalStore(_local_path(root), read_only=readonly)
+    return zarr.storage.FsspecStore.from_url(root, read_only=readonly)
+
+
+def _writer_gone(path: str) -> bool:
+    """Whether the writer of temporary folder ``path`` is gone (see ZarrDirectory.sweep)."""
+    info, touched = None, 0.0
+    for name in (WRITER_FILE, COMMIT_FILE):  # in this order: a commit renames one to the other
+        try:
+            with open(os.path.join(path, name)) as f:
+                touched = os.fstat(f.fileno()).st_mtime  # each write touches it
+                info = json.load(f)
+            break
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            break
+    try:
+        age = time.time() - max(os.path.getmtime(path), touched)
+    except OSError:
+        return False
+    if not isinstance(info, dict):
+        return age > ORPHAN_TMP_SECONDS
+    return _pid_gone(info.get("host"), info.get("pid"), age)
+
+
+def _pid_gone(host, pid, age: float) -> bool:
+    if host == socket.gethostname() and pid is not None:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, OverflowError):
+            return False
+        return int(pid) == os.getpid() and age > STALE_TMP_SECONDS
+    return age > STALE_TMP_SECONDS
+
+
+def _run_writer_gone(path: str) -> bool:
+    """Whether the writer of a run document's temporary file ``path`` is gone."""
+    parts = path.rsplit(TMP_PREFIX, 1)[1].split("-", 2)  # pid, uuid, host
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except OSError:
+        return False
+    if len(parts) != 3 or not parts[0].isdigit():
+        return age > STALE_TMP_SECONDS
+    return _pid_gone(parts[2], parts[0], age)
+
+
+def _discard(path: str, trash: str) -> None:
+    """Remove folder ``path``: first renamed to ``<trash>-<uuid>.trash`` (a name that
+    starts with :data:`TMP_PREFIX`), so that what a killed removal leaves is swept."""
+    trash = f"{trash}-{uuid.uuid4().hex}{TRASH_SUFFIX}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)

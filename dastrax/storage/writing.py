@@ -1,0 +1,360 @@
+"""Writing groups: the append chain, zarr chunk sizing, and the atomic commit."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.errors
+from zarr.core.sync import sync
+
+from .. import __version__
+from ..errors import (
+    DastraxError,
+)
+from ..plugin import endtime
+from .codecs import dtype_from_json, make_codecs
+from .layout import COMMIT_FILE, WRITER_FILE, _discard, _local_path, _zarr_store
+
+#: largest uncompressed zarr chunk of one column, in bytes
+MAX_ZARR_CHUNK_BYTES = 32 * 10**6
+
+
+#: smallest uncompressed zarr chunk of the widest column, in bytes
+MIN_ZARR_CHUNK_BYTES = 10**6
+
+
+#: row capacity of arrays whose final size is not known while they are written
+CAPACITY = 2**40
+
+
+#: zarr arrays open for writing in this process, by (root, group path, field)
+_WRITE_ARRAYS: dict[tuple[str, str, str], Any] = {}
+
+
+def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
+    """Rows per zarr chunk of a group.
+
+    ``base_rows`` (a typical logical chunk, so that logical chunks align with zarr
+    chunks), raised so that the widest column's chunk (``itemsize`` bytes a row) holds at
+    least :data:`MIN_ZARR_CHUNK_BYTES` (tiny chunks cost more in overhead than they
+    save), or an even part of it so that none exceeds :data:`MAX_ZARR_CHUNK_BYTES`.
+    """
+    itemsize = max(1, int(itemsize))
+    rows = max(1, int(base_rows), -(-MIN_ZARR_CHUNK_BYTES // itemsize))
+    parts = max(1, -(-rows * itemsize // MAX_ZARR_CHUNK_BYTES))
+    return max(1, -(-rows // parts))
+
+
+@dataclass(frozen=True)
+class Appender:
+    """The state of one group being written, appended to in time order.
+
+    It is immutable and picklable: :meth:`append` returns a new state, so a chain of
+    dask tasks (``append`` of chunk i depends on the state after chunk i-1) streams rows
+    into zarr in order on any scheduler, each zarr chunk written by exactly one task.
+    All columns share one zarr chunk row count; rows are flushed whenever whole zarr
+    chunks are available, and the last partial one is written by :meth:`commit`.
+    """
+
+    root: str
+    key: str
+    path: str
+    local: bool
+    dtype: list
+    compressor: dict
+    data_kind: str = "rows"
+    chunk_rows: int = 0
+    created: bool = False
+    n: int = 0
+    written: int = 0
+    tail: Any = None
+    chunks: tuple = ()
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return dtype_from_json(self.dtype)
+
+    @property
+    def folder(self) -> str:
+        """The local temporary folder holding the group and its writer file."""
+        return os.path.dirname(os.path.join(_local_path(self.root), self.path))
+
+    def group(self):
+        """The zarr group being written."""
+        return zarr.open_group(_zarr_store(self.root, False), path=self.path, mode="a")
+
+    def array(self, name: str) -> WriteTarget:
+        """Array ``name`` of the group, as a target of writes (e.g. ``dask.array.store``).
+
+        Each write is checked afterwards: if the write of the group was aborted meanwhile,
+        what it wrote is removed and it raises (see :meth:`check_not_aborted`).
+        """
+        return WriteTarget(self, name)
+
+    def _array(self, name: str):
+        """Array ``name`` of the group, opened to write every chunk (empty ones too).
+
+        Opened once per process and group: its metadata does not change until the commit
+        (arrays are created with their final shape, or with :data:`CAPACITY` rows when the
+        size is not known yet, and cut to size by the commit).
+        """
+        cache_key = (self.root, self.path, name)
+        arr = _WRITE_ARRAYS.get(cache_key)
+        if arr is None:
+            arr = zarr.open_array(
+                _zarr_store(self.root, False),
+                path=f"{self.path}/{name}",
+                mode="r+",
+                config={"write_empty_chunks": True},
+            )
+            _WRITE_ARRAYS[cache_key] = arr
+        return arr
+
+    def create_arrays(
+        self,
+        base_rows: int,
+        total_rows: int = 0,
+        extra: dict | None = None,
+        attributes: dict | None = None,
+        rows: int | None = None,
+    ) -> Appender:
+        """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group.
+
+        Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
+        ``base_rows``; never more than ``total_rows`` when that is known (a zarr chunk is
+        stored whole, so a tiny array in a big chunk would cost a big chunk's bytes).
+        """
+        dt = self.np_dtype
+        fields = {name: dt.fields[name][0] for name in dt.names}
+        fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
+        if rows is None:
+            rows = zarr_chunk_rows(base_rows, max(f.itemsize for f in fields.values()))
+        if total_rows:
+            rows = min(rows, total_rows)
+        group = self.group()
+        for name, sub in fields.items():
+            group.create_array(
+                name,
+                shape=(total_rows or CAPACITY, *sub.shape),
+                chunks=(rows, *sub.shape),
+                dtype=sub.base,
+                compressors=make_codecs(self.compressor),
+                fill_value=0,
+                dimension_names=[self.data_kind]
+                + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)],
+                config={"write_empty_chunks": True},
+                attributes=dict(attributes or {}) if name != "subrun" else {},
+            )
+        return replace(self, chunk_rows=rows, created=True)
+
+    def append(
+        self,
+        data: np.ndarray,
+        start: int,
+        end: int,
+        subruns: dict | None = None,
+        run_id: str | None = None,
+    ) -> Appender:
+        """Add one logical chunk ``[start, end)`` holding ``data``; return the new state."""
+        state = self
+        tail = (
+            data
+            if state.tail is None or not len(state.tail)
+            else np.concatenate([state.tail, data])
+        )
+        written = state.written
+        try:
+            if not state.chunk_rows and len(data):
+                # sized by the first chunk; created once a whole zarr chunk is there to
+                # write (a run smaller than one gets chunks of its own size at the commit)
+                widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
+                state = replace(state, chunk_rows=zarr_chunk_rows(len(data), widest))
+            full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
+            if full:
+                if not state.created:
+                    state = state.create_arrays(0, rows=state.chunk_rows)
+                for name in data.dtype.names:
+                    arr = state._array(name)
+                    arr[written : written + full] = tail[name][:full]
+                tail = tail[full:].copy()
+                written += full
+        finally:
+            self.check_not_aborted()
+        chunk = {
+            "chunk_i": len(state.chunks),
+            "start": int(start),
+            "end": int(end),
+            "row_start": int(state.n),
+            "n": int(len(data)),
+            "first_time": int(data["time"][0]) if len(data) else None,
+            "last_endtime": int(endtime(data).max()) if len(data) else None,
+            "nbytes": int(data.nbytes),
+            "run_id": run_id,
+            "subruns": subruns,
+        }
+        return replace(
+            state, n=state.n + len(data), written=written, tail=tail, chunks=(*state.chunks, chunk)
+        )
+
+    def commit(self, meta: dict) -> dict:
+        """Write the last rows and the metadata, then make the group visible under its key.
+
+        Returns the committed metadata document. If another writer committed the same key
+        first, this copy is discarded and theirs is kept (same lineage, same data).
+        """
+        try:
+            state = self if self.created else self.create_arrays(0, rows=max(1, self.n))
+            for name in state.np_dtype.names:
+                arr = state._array(name)
+                if state.tail is not None and len(state.tail):
+                    arr[state.written : state.n] = state.tail[name]
+                if arr.shape[0] != state.n:
+                    sync(
+                        arr._async_array.resize(
+                            (state.n, *arr.shape[1:]), delete_outside_chunks=False
+                        )
+                    )
+        except BaseException:
+            self.check_not_aborted()
+            raise
+        full = {
+            **meta,
+            "dtype": state.dtype,
+            "compressor": state.compressor,
+            "dastrax_version": __version__,
+            "n_rows": int(state.n),
+            "zarr_chunk_rows": int(state.chunk_rows),
+            "chunks": list(meta.get("chunks") or state.chunks),
+        }
+        finish_group(state, full)
+        return full
+
+    def check_not_aborted(self) -> None:
+        """Called after each write: if the write of the group was aborted meanwhile (its
+        writer file taken by :meth:`abort`), remove what this write left and raise.
+
+        Tasks of a failed graph may still be running when it is aborted; a late write
+        would otherwise recreate the temporary folder that the abort removed.
+        """
+        if not self.local:
+            return
+        folder = self.folder
+        try:
+            # touched: the writer's heartbeat, for sweeps on hosts that cannot see its pid
+            os.utime(os.path.join(folder, WRITER_FILE))
+            return
+        except FileNotFoundError:
+            if os.path.exists(os.path.join(folder, COMMIT_FILE)):
+                return
+        _forget_arrays(self.root, self.path)
+        _discard(folder, folder)
+        raise DastraxError(
+            f"writing {self.key} was aborted (its temporary folder {folder} was removed); "
+            "nothing of it is stored"
+        )
+
+    def abort(self) -> None:
+        """Remove what this writer wrote (its temporary folder), unless its commit has
+        taken over: the writer file is the token that either the commit or the abort takes.
+        """
+        _forget_arrays(self.root, self.path)
+        if self.local:
+            folder = self.folder
+            try:
+                os.remove(os.path.join(folder, WRITER_FILE))
+            except FileNotFoundError:
+                if os.path.exists(os.path.join(folder, COMMIT_FILE)):
+                    return  # being committed: the commit completes or removes it
+            _discard(folder, folder)
+        else:
+            from .directory import ZarrDirectory
+
+            frontend = ZarrDirectory(self.root)
+            if not frontend.has(self.key) and frontend.fs.exists(frontend._p(self.path)):
+                frontend.fs.rm(frontend._p(self.path), recursive=True)
+
+
+def _forget_arrays(root: str, path: str) -> None:
+    for cache_key in [k for k in _WRITE_ARRAYS if k[0] == root and k[1] == path]:
+        _WRITE_ARRAYS.pop(cache_key, None)
+
+
+def finish_group(state: Appender, meta: dict) -> None:
+    """Store the metadata and consolidate, then commit: rename the group from its
+    temporary folder to the key (locally) — on object stores the metadata write itself is
+    the commit.
+
+    Locally the commit first takes the writer file (renamed to :data:`COMMIT_FILE`), so
+    that an abort running at the same time leaves the folder alone — or, if the abort took
+    it first, the commit gives up. If anything fails after that, the folder is removed.
+    """
+    _forget_arrays(state.root, state.path)
+    root = _local_path(state.root)
+    src, dst = os.path.join(root, state.path), os.path.join(root, state.key)
+    folder = state.folder
+    if state.local:
+        try:
+            os.rename(os.path.join(folder, WRITER_FILE), os.path.join(folder, COMMIT_FILE))
+        except FileNotFoundError:
+            _discard(folder, folder)
+            raise DastraxError(
+                f"writing {state.key} was aborted before its commit; nothing of it is stored"
+            ) from None
+    try:
+        group = state.group()
+        group.update_attributes({"dastrax": meta})
+        zarr.consolidate_metadata(_zarr_store(state.root, False), path=state.path)
+        if state.local:
+            try:
+                os.rename(src, dst)
+            except OSError:
+                if not os.path.exists(os.path.join(dst, "zarr.json")):
+                    raise
+                # another writer committed first: same lineage, same data; ours goes
+    except BaseException:
+        if state.local:
+            _discard(folder, folder)
+        raise
+    if state.local:
+        _discard(folder, folder)  # the writer file (and the group, if it lost)
+
+
+class WriteTarget:
+    """Array ``name`` of a group being written, as a target of ``dask.array.store``.
+
+    Picklable (the array is opened where it is written); every write is followed by
+    :meth:`Appender.check_not_aborted`.
+    """
+
+    def __init__(self, appender: Appender, name: str):
+        self.appender = appender
+        self.name = name
+
+    @property
+    def shape(self) -> tuple:
+        return self.appender._array(self.name).shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.appender._array(self.name).dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.appender._array(self.name).ndim
+
+    @property
+    def chunks(self) -> tuple:
+        return self.appender._array(self.name).chunks
+
+    def __setitem__(self, index, value) -> None:
+        try:
+            self.appender._array(self.name)[index] = value
+        finally:
+            self.appender.check_not_aborted()
+
+    def __getitem__(self, index):
+        return self.appender._array(self.name)[index]

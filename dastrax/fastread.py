@@ -3,10 +3,10 @@
 dastrax writes every column as a zarr v3 array with a regular chunk grid over rows, the
 default chunk key encoding, and the codecs ``bytes`` (little endian) → blosc, zstd or
 nothing → ``crc32c``. For such arrays in a local directory this module reads rows
-``[lo, hi)`` straight into a destination array: each chunk file is read into a reused
-per-thread buffer, its checksum verified, and it is decompressed **directly into the
-destination** when the chunk lies wholly inside it (else into a reused scratch buffer,
-then copied). Compared with ``zarr.Array.__getitem__`` this skips the event loop, the
+``[lo, hi)`` straight into a destination array: each chunk file is memory-mapped (big
+ones) or read into a reused per-thread buffer (small ones), its checksum verified, and it
+is decompressed **directly into the destination** when the chunk lies wholly inside it
+(else into a reused per-thread scratch buffer, then copied). Compared with ``zarr.Array.__getitem__`` this skips the event loop, the
 per-call array open, a fresh buffer per chunk and one copy; on virtual machines where
 touching fresh memory is slow, that is most of the cost of a load.
 
@@ -34,6 +34,8 @@ __all__ = ["Layout", "group_attributes", "layout", "read_rows"]
 KEEP_BUFFER_BYTES = 64 * 2**20
 #: chunk files bigger than this are memory-mapped, smaller ones read
 MAP_FILE_BYTES = 2**20
+#: array layouts remembered per process (then forgotten all at once)
+MAX_CACHED_LAYOUTS = 200_000
 
 _LOCAL = threading.local()
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -126,6 +128,8 @@ def layout(root: str, path: str) -> Layout | None:
         return None
     found = _parse(adir, doc)
     with _CACHE_LOCK:
+        if len(_CACHE) >= MAX_CACHED_LAYOUTS:
+            _CACHE.clear()
         _CACHE[adir] = (sig, found)
     return found
 

@@ -6,9 +6,10 @@ nothing → ``crc32c``. For such arrays in a local directory this module reads r
 ``[lo, hi)`` straight into a destination array: each chunk file is memory-mapped (big
 ones) or read into a reused per-thread buffer (small ones), its checksum verified, and it
 is decompressed **directly into the destination** when the chunk lies wholly inside it
-(else into a reused per-thread scratch buffer, then copied). Compared with ``zarr.Array.__getitem__`` this skips the event loop, the
-per-call array open, a fresh buffer per chunk and one copy; on virtual machines where
-touching fresh memory is slow, that is most of the cost of a load.
+(else into a reused per-thread scratch buffer, then copied). Compared with
+``zarr.Array.__getitem__`` this skips the event loop, the per-call array open, a fresh
+buffer per chunk and one copy; on virtual machines where touching fresh memory is slow,
+that is most of the cost of a load.
 
 Anything else (remote stores, other codecs or layouts) is left to zarr:
 :func:`layout` returns None and the caller falls back.

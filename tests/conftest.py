@@ -41,7 +41,10 @@ def make_runs(st, run_ids=("0", "1", "2"), spacing=20, targets="peaks", **config
         arr = st.get_array(run_id, "records")
         st.write_run_metadata(
             run_id,
-            {"start": i * spacing, "end": int(dastrax.endtime(arr).max()) if len(arr) else i * spacing},
+            {
+                "start": i * spacing,
+                "end": int(dastrax.endtime(arr).max()) if len(arr) else i * spacing,
+            },
         )
     st.set_config({"time_offset": 0})
     return list(run_ids)

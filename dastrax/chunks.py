@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .plugin import endtime
-
 __all__ = ["Chunk", "chunk_boundaries", "merge_columns"]
 
 
@@ -94,7 +92,3 @@ def chunk_boundaries(time: np.ndarray, end: np.ndarray, row_bytes: int, target_b
         out.append(pos)
     return np.asarray(out, dtype=np.int64)
 
-
-def row_endtime(arr: np.ndarray) -> np.ndarray:
-    """Alias of :func:`dastrax.endtime` for arrays of rows."""
-    return endtime(arr)

@@ -89,10 +89,6 @@ class Option:
         return value
 
 
-def _run_order_key(run_id: str):
-    return run_id
-
-
 def _at_or_before(a: str, b: str) -> bool:
     """``a <= b`` as run ids: as integers when both are integers, else as strings."""
     try:

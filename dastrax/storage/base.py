@@ -1,0 +1,270 @@
+"""The storage protocol: what the rest of dastrax needs of a place that stores data.
+
+Three abstract classes, like zarr-python's ``abc/store.py``:
+
+- :class:`StorageFrontend`: a storage location. Find a key (a :class:`StoredGroup`),
+  list keys, open a :class:`GroupWriter` for a key, delete a key; read, write and list
+  run documents.
+- :class:`StoredGroup`: a *picklable handle* of one complete, committed group (one
+  ``(run_id, data_type, lineage hash)``): its metadata document, and ``read(field, lo,
+  hi, index, out)`` of its rows. Handles travel to dask workers and read there.
+- :class:`GroupWriter`: the immutable, picklable state of a group being written.
+  ``append`` returns a new state, so a chain of dask tasks streams chunks in time order
+  on any scheduler; ``commit`` makes the group visible under its key only once it is
+  complete; ``abort`` removes what was written.
+
+Nothing outside ``dastrax/storage/`` imports zarr or fsspec or builds a path: loader,
+persist, processing and the resolver see only these classes.
+
+The metadata document of a group (``StoredGroup.meta``) is a dict with at least
+``run_id, data_type, data_kind, dtype`` (see :func:`dastrax.storage.codecs.dtype_to_json`),
+``lineage, lineage_hash, compressor, chunk_target_size_mb, n_rows`` and ``chunks``: the
+logical chunks, each ``chunk_i, start, end, row_start, n, first_time, last_endtime,
+nbytes, run_id, subruns``; stored superruns add ``subruns`` (the flattened subrun ids)
+and a ``subrun`` column.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataNotAvailable, InvalidRequest
+from .codecs import dtype_from_json
+
+__all__ = ["GroupWriter", "StorageFrontend", "StoredGroup"]
+
+
+class StoredGroup(abc.ABC):
+    """A complete, committed group of one stored key; picklable, readable anywhere."""
+
+    #: the key, ``run_id-data_type-lineage_hash``
+    key: str
+    #: the metadata document (see the module docstring)
+    meta: dict
+    #: where it is stored, for messages
+    url: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The structured dtype of its rows (field titles included)."""
+        return dtype_from_json(self.meta["dtype"])
+
+    @property
+    def chunks(self) -> list[dict]:
+        """The logical chunk table."""
+        return self.meta["chunks"]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The stored columns: the dtype's fields, plus ``subrun`` for stored superruns."""
+        names = tuple(self.dtype.names)
+        return (*names, "subrun") if self.meta.get("subruns") is not None else names
+
+    @abc.abstractmethod
+    def read(
+        self,
+        field: str,
+        lo: int,
+        hi: int,
+        index: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows ``[lo, hi)`` of column ``field`` (then ``[index]``, if given).
+
+        ``out``, if given, is filled and returned (any strides: e.g. a field of a
+        structured array). Damaged or missing bytes raise
+        :class:`~dastrax.errors.CorruptData` naming the file; a group deleted while
+        being read raises :class:`~dastrax.errors.DataNotAvailable`.
+        """
+
+    def read_rows(self, lo: int, hi: int, names=None, index=None) -> np.ndarray:
+        """Rows ``[lo, hi)`` (then ``[index]``) as one structured array of ``names``."""
+        dtype = self.dtype
+        if names is not None:
+            dtype = _sub_dtype(dtype, names)
+        n = (hi - lo) if index is None else len(index)
+        out = np.empty(n, dtype)
+        for name in dtype.names:
+            self.read(name, lo, hi, index, out=out[name])
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key} in {self.url}>"
+
+
+def _sub_dtype(dtype: np.dtype, names) -> np.dtype:
+    fields = []
+    for name in dtype.names:
+        if name in names:
+            sub, _off, *title = dtype.fields[name]
+            fields.append(((title[0], name) if title else name, sub))
+    return np.dtype(fields)
+
+
+class GroupWriter(abc.ABC):
+    """The state of a group being written; immutable and picklable.
+
+    Two ways of writing, both ending in :meth:`commit`:
+
+    - streaming: ``append(chunk)`` in time order, each returning the new state (zarr
+      chunks flushed whenever whole ones are there);
+    - by position: :meth:`create_arrays` with the total row count, then writes of row
+      ranges through :meth:`array` (``target[lo:hi] = values``), each zarr chunk written
+      by exactly one task (:attr:`chunk_rows` tells its size), then :meth:`commit` with
+      the chunk table.
+    """
+
+    key: str
+    #: rows per zarr chunk of every column (0 until known)
+    chunk_rows: int
+
+    @abc.abstractmethod
+    def append(
+        self,
+        data: np.ndarray,
+        start: int,
+        end: int,
+        subruns: dict | None = None,
+        run_id: str | None = None,
+    ) -> GroupWriter:
+        """Add one logical chunk ``[start, end)`` holding ``data``; the new state."""
+
+    @abc.abstractmethod
+    def create_arrays(
+        self,
+        base_rows: int,
+        total_rows: int = 0,
+        extra: dict | None = None,
+        attributes: dict | None = None,
+        rows: int | None = None,
+    ) -> GroupWriter:
+        """Create the columns (plus ``extra`` ``{name: dtype}``) for writes by position.
+
+        Idempotent: a task that reruns (its worker died) finds them and goes on.
+        """
+
+    @abc.abstractmethod
+    def array(self, name: str) -> Any:
+        """Column ``name`` as a write target: ``target[lo:hi] = values``."""
+
+    @abc.abstractmethod
+    def commit(self, meta: dict) -> dict:
+        """Write what is left and the metadata, then make the group visible under its
+        key. Returns the committed metadata document. If another writer committed the
+        same key first, this copy is discarded (same lineage, same data)."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Remove what this writer wrote (unless its commit already took over)."""
+
+    def with_rows(self, n: int) -> GroupWriter:
+        """This state, told that ``n`` rows were written by position."""
+        return self
+
+
+class StorageFrontend(abc.ABC):
+    """A storage location: stored groups by key, and run documents.
+
+    Subclasses set :attr:`url`, :attr:`readonly` and :attr:`provide_run_metadata`, and
+    implement the abstract methods. Frontends are found by URL scheme
+    (:func:`dastrax.storage.frontend_for`); third parties register theirs in the entry
+    point group ``dastrax.storage``.
+    """
+
+    url: str
+    readonly: bool = False
+    provide_run_metadata: bool = True
+
+    # -- stored data ------------------------------------------------------------------
+    @abc.abstractmethod
+    def find(self, key: str) -> StoredGroup | None:
+        """The complete, committed group stored under ``key``, or None."""
+
+    def has(self, key: str) -> bool:
+        """Whether complete, committed data is stored under ``key``."""
+        return self.find(key) is not None
+
+    def metadata(self, key: str) -> dict:
+        """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
+        group = self.find(key)
+        if group is None:
+            raise DataNotAvailable(f"{key} is not stored in {self.url}")
+        return group.meta
+
+    @abc.abstractmethod
+    def keys(self, prefix: str = "") -> list[str]:
+        """Stored (committed) keys starting with ``prefix``, sorted."""
+
+    def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
+        """Every stored group of ``data_type`` of ``run_id``, whatever its lineage."""
+        out = []
+        for key in self.keys(f"{run_id}-{data_type}-"):
+            if key.count("-") == 2:
+                group = self.find(key)
+                if group is not None:
+                    out.append(group)
+        return out
+
+    @abc.abstractmethod
+    def writer(
+        self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
+    ) -> GroupWriter:
+        """Start writing ``key``."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete what is stored under ``key`` (nothing if nothing is)."""
+
+    def replace(self, old_key: str, writer_commit) -> Any:
+        """Run ``writer_commit()`` (which commits a new group) and only then delete
+        ``old_key``: the old data stays until the new is committed."""
+        result = writer_commit()
+        self.delete(old_key)
+        return result
+
+    # -- run documents ----------------------------------------------------------------
+    @abc.abstractmethod
+    def run_metadata(self, run_id: str) -> dict:
+        """The stored run document of ``run_id``
+        (:class:`~dastrax.errors.RunMetadataNotAvailable` if there is none)."""
+
+    @abc.abstractmethod
+    def write_run_metadata(self, run_id: str, doc: dict) -> None:
+        """Write (atomically, replacing) the run document of ``run_id``."""
+
+    def create_run_metadata(self, run_id: str, doc: dict) -> bool:
+        """Write the run document of ``run_id`` only if there is none; whether it was
+        written. Of two writers racing, exactly one gets True. Frontends that cannot
+        create exclusively override this; the default is check-then-write."""
+        from ..errors import RunMetadataNotAvailable
+
+        try:
+            self.run_metadata(run_id)
+            return False
+        except RunMetadataNotAvailable:
+            self.write_run_metadata(run_id, doc)
+            return True
+
+    @abc.abstractmethod
+    def delete_run_metadata(self, run_id: str) -> None:
+        """Delete the run document of ``run_id`` (nothing if there is none)."""
+
+    @abc.abstractmethod
+    def list_runs(self) -> list[str]:
+        """Run ids with a run document here, sorted."""
+
+    # -- helpers ----------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Raise :class:`InvalidRequest` if this frontend is read-only."""
+        if self.readonly:
+            raise InvalidRequest(f"storage {self.url} is read-only: nothing is written to it")
+
+    def check_exists(self) -> None:
+        """Raise :class:`DataNotAvailable` naming the URL if the location does not exist
+        (read commands on a storage location that does not exist fail)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, readonly={self.readonly})"

@@ -249,8 +249,19 @@ class StorageFrontend(abc.ABC):
             return True
 
     @abc.abstractmethod
+    def write_run_attachment(self, run_id: str, name: str, array: np.ndarray) -> None:
+        """Store a numpy array beside the run document of ``run_id`` (e.g. the million
+        windows of a minimum-bias superrun), under ``name`` (letters, digits, ``_.``)."""
+
+    @abc.abstractmethod
+    def run_attachment(self, run_id: str, name: str) -> np.ndarray:
+        """The array stored by :meth:`write_run_attachment`
+        (:class:`~dastrax.errors.RunMetadataNotAvailable` if there is none)."""
+
+    @abc.abstractmethod
     def delete_run_metadata(self, run_id: str) -> None:
-        """Delete the run document of ``run_id`` (nothing if there is none)."""
+        """Delete the run document of ``run_id`` and its attachments (nothing if there is
+        none)."""
 
     @abc.abstractmethod
     def list_runs(self) -> list[str]:

@@ -4,12 +4,11 @@
 >>> st = dastrax.Context(storage="./dastrax_data", register=[...])  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from . import errors  # noqa: E402
-from .chunks import Chunk  # noqa: E402
-from .context import Context  # noqa: E402
-from .errors import (  # noqa: E402
+from . import errors
+from ._version import __version__
+from .chunks import Chunk, endtime
+from .context import Context
+from .errors import (
     ConfigError,
     CorruptData,
     DastraxError,
@@ -20,10 +19,11 @@ from .errors import (  # noqa: E402
     PluginError,
     RunMetadataNotAvailable,
     SuperrunDefinitionError,
+    WriteConflict,
 )
-from .lineage import DataKey  # noqa: E402
-from .plugin import Option, Plugin, endtime  # noqa: E402
-from .storage import ZarrDirectory  # noqa: E402
+from .lineage import DataKey
+from .plugin import Option, Plugin
+from .storage import DataDirectory, StorageFrontend, StoredGroup, ZarrDirectory
 
 __all__ = [
     "Chunk",
@@ -31,8 +31,10 @@ __all__ = [
     "Context",
     "CorruptData",
     "DastraxError",
+    "DataDirectory",
     "DataKey",
     "DataNotAvailable",
+    "IcechunkRepository",
     "InvalidRequest",
     "InvalidRunName",
     "LineageMismatch",
@@ -40,9 +42,22 @@ __all__ = [
     "Plugin",
     "PluginError",
     "RunMetadataNotAvailable",
+    "StorageFrontend",
+    "StoredGroup",
+    "StraxDirectory",
     "SuperrunDefinitionError",
+    "WriteConflict",
     "ZarrDirectory",
     "__version__",
     "endtime",
     "errors",
 ]
+
+
+def __getattr__(name: str):
+    # optional frontends (their libraries are imported only when used)
+    if name in ("StraxDirectory", "IcechunkRepository"):
+        from . import storage
+
+        return getattr(storage, name)
+    raise AttributeError(f"module 'dastrax' has no attribute {name!r}")

@@ -6,7 +6,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Chunk", "chunk_boundaries", "merge_columns"]
+__all__ = ["Chunk", "chunk_boundaries", "chunk_stats", "endtime", "merge_columns"]
+
+
+def endtime(arr: np.ndarray) -> np.ndarray:
+    """The end of each row: the ``endtime`` field, or ``time + length * dt``.
+
+    >>> a = np.zeros(2, [("time", np.int64), ("length", np.int32), ("dt", np.int16)])
+    >>> a["time"], a["length"], a["dt"] = [0, 10], 3, 2
+    >>> endtime(a).tolist()
+    [6, 16]
+    """
+    names = arr.dtype.names or ()
+    if "endtime" in names:
+        return arr["endtime"]
+    return arr["time"] + arr["length"].astype(np.int64) * arr["dt"].astype(np.int64)
+
+
+def chunk_stats(data: np.ndarray) -> dict[str, list] | None:
+    """``{field: [min, max]}`` of the scalar numeric fields of ``data`` (None if empty):
+    recorded per stored chunk, so that selections skip chunks that cannot match."""
+    if not len(data):
+        return None
+    out = {}
+    for name in data.dtype.names:
+        sub = data.dtype.fields[name][0]
+        if sub.shape or sub.kind not in "biuf":
+            continue
+        col = data[name]
+        lo, hi = col.min(), col.max()
+        if sub.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+            continue  # NaNs and infinities: no bounds (a selection must read the chunk)
+        out[name] = [lo.item(), hi.item()]
+    return out
 
 
 @dataclass
@@ -91,4 +123,3 @@ def chunk_boundaries(time: np.ndarray, end: np.ndarray, row_bytes: int, target_b
         pos = int(allowed[i])
         out.append(pos)
     return np.asarray(out, dtype=np.int64)
-

@@ -20,6 +20,7 @@ import tomllib
 from functools import cached_property
 
 import click
+import dask
 import numpy as np
 
 from . import __version__
@@ -200,6 +201,18 @@ def _stored_summary(ctx, run_id: str, targets) -> tuple[int, int, int, list[str]
     return rows, chunks, nbytes, keys
 
 
+def _check_storage(ctx) -> None:
+    """Read commands on a storage location that does not exist fail (naming it)."""
+    errors = []
+    for f in ctx.storage:
+        try:
+            f.check_exists()
+            return
+        except DastraxError as e:
+            errors.append(str(e))
+    raise DastraxError("; ".join(errors) or "no storage configured")
+
+
 def _echo_table(df) -> None:
     import pandas as pd
 
@@ -245,8 +258,8 @@ def demo(env, chunk_target_size_mb, progress):
     spacing = None
     for i, run_id in enumerate(DEMO_RUNS):
         ctx.set_config({"time_offset": 0})
-        intervals = ctx._registry.plugin("records", run_id).chunk_intervals(run_id)
-        span = intervals[-1][1] - intervals[0][0] if intervals else 1
+        cfg = {**ctx.show_config("records").set_index("option")["current"], **ctx.config}
+        span = max(1, int(cfg["n_chunks"]) * int(cfg["chunk_ns"]))
         spacing = spacing or 2 * span
         offset = i * spacing
         ctx.set_config({"time_offset": offset})
@@ -268,17 +281,8 @@ def demo(env, chunk_target_size_mb, progress):
         f"({time.perf_counter() - t_start:.2f} s)"
     )
 
-    doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS))
-    docs = [ctx.run_metadata(r) for r in DEMO_RUNS]
-    if (doc["start"], doc["end"]) != (min(d["start"] for d in docs), max(d["end"] for d in docs)):
-        # the subruns were rewritten with other times (other plugin options): the same
-        # spec is a no-op for define_run, so drop the stale superrun and define it afresh
-        for frontend in ctx.storage:
-            if not frontend.readonly:
-                for key in frontend.keys(f"{DEMO_SUPERRUN}-"):
-                    frontend.delete(key)
-        ctx._storage.run_metadata_writer().delete_run_metadata(DEMO_SUPERRUN)
-        doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS))
+    # overwrite: if the subruns were rewritten with other times, the superrun is refreshed
+    doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS), overwrite=True)
     click.echo(
         f"superrun   {DEMO_SUPERRUN} = {' + '.join(DEMO_RUNS)}: start {doc['start']} ns, "
         f"end {doc['end']} ns, livetime {doc['livetime']:.3g} s (the sum of its subruns')"
@@ -291,7 +295,7 @@ def demo(env, chunk_target_size_mb, progress):
         f"lazy       xarray.Dataset of {ds.sizes[kind]} {kind} rows, {len(ds.data_vars)} "
         f"variables, {blocks} dask blocks per variable, subruns {ds.attrs['subruns']}"
     )
-    subrun, area = ctx._scheduler.compute(ds["subrun"].data, ds["area"].data)
+    subrun, area = dask.compute(ds["subrun"].data, ds["area"].data)
     counts = np.bincount(subrun, minlength=len(ds.attrs["subruns"]))
     sums = np.bincount(subrun, weights=area, minlength=len(ds.attrs["subruns"]))
     click.echo(
@@ -359,6 +363,7 @@ def runs(env, available, run_mode, include_tags, exclude_tags):
       dastrax runs -a peaks -a peak_classification
       dastrax runs --tag demo --storage s3://bucket/dastrax
     """
+    _check_storage(env.ctx)
     table = env.ctx.select_runs(
         available=available,
         run_mode=run_mode,
@@ -454,12 +459,17 @@ def define(env, name, runs_args, rows_file, from_run, overwrite):
     else:
         raise click.UsageError("give the subruns: RUN or RUN:START-END arguments, or --rows FILE")
     doc = env.ctx.define_run(name, data, from_run=from_run, overwrite=overwrite)
-    n = len(env.ctx._resolver.flat(name))
+    table = env.ctx.superrun_summary(name)
+    n = len(table)
     click.echo(
         f"defined superrun {name}: {n} subrun{'s' * (n != 1)} "
-        f"({', '.join(doc['sub_run_spec'])}), start {doc['start']} ns, end {doc['end']} ns, "
-        f"livetime {doc['livetime']:.4g} s"
+        f"({_shorten(', '.join(table['run_id']))}), start {doc['start']} ns, end "
+        f"{doc['end']} ns, livetime {doc['livetime']:.4g} s"
     )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 # --------------------------------------------------------------------------------------
@@ -489,6 +499,7 @@ def info(env, run_id, data_type, as_json, max_chunks):
       dastrax info 0 peaks --json
     """
     ctx = env.ctx
+    _check_storage(ctx)
     if data_type is None:
         doc = ctx.run_metadata(run_id)
         if as_json:
@@ -519,7 +530,8 @@ def info(env, run_id, data_type, as_json, max_chunks):
         )
         for key in others:
             click.echo(f"{key:<10} {doc[key]}")
-        stored = [t for t in sorted(ctx._registry.plugins) if ctx.is_stored(run_id, t)]
+        keys = {k for f in ctx.storage for k in f.keys(f"{run_id}-") if k.count("-") == 2}
+        stored = sorted({k.split("-")[1] for k in keys})
         click.echo(f"{'stored':<10} {', '.join(stored) or 'nothing'}")
         if "sub_run_spec" in doc:
             from .display import superrun_table
@@ -585,9 +597,17 @@ def info(env, run_id, data_type, as_json, max_chunks):
     default=None,
     help="Also persist superruns among RUN (context option write_superruns).",
 )
+@click.option(
+    "--make/--no-make",
+    "make_missing",
+    default=True,
+    show_default=True,
+    help="With --no-make, the subruns' data of superruns among RUN must be stored already "
+    "(an error names the lineages that are stored); regular runs are made either way.",
+)
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
 @with_env("write_superruns", "progress")
-def make(env, run_ids, targets, write_superruns, progress):
+def make(env, run_ids, targets, write_superruns, make_missing, progress):
     """Make and store TYPE for each RUN (what is missing; all runs in parallel).
 
     For a superrun, its subruns' data is made (and with --write-superruns the superrun
@@ -601,6 +621,10 @@ def make(env, run_ids, targets, write_superruns, progress):
     """
     ctx = env.ctx
     t0 = time.perf_counter()
+    if not make_missing:
+        for run_id in run_ids:
+            if run_id.startswith("_"):
+                ctx.get_dataset(run_id, list(targets), make=False)  # raises if missing
     ctx.make(list(run_ids), list(targets))
     elapsed = time.perf_counter() - t0
     for run_id in run_ids:
@@ -636,41 +660,45 @@ def make(env, run_ids, targets, write_superruns, progress):
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Delete an existing stored copy first and write it again (e.g. to rechunk).",
+    help="Write it again even if stored (e.g. to rechunk); the stored copy is replaced only "
+    "once the new one is complete.",
+)
+@click.option(
+    "--make/--no-make",
+    "make_missing",
+    default=False,
+    show_default=True,
+    help="Make missing subrun data first. By default a batch job refuses, naming the "
+    "lineages that are stored (e.g. made with other --set options).",
 )
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar.")
 @with_env("chunk_target_size_mb", "progress")
-def persist(env, name, targets, chunk_target_size_mb, overwrite, progress):
+def persist(env, name, targets, chunk_target_size_mb, overwrite, make_missing, progress):
     """Rechunk superrun NAME's TYPE data and store it as a run of its own.
 
-    A batch job: missing subrun data is made first, then the superrun's rows are
-    rechunked to the chunk target size and streamed to storage (with a progress bar:
-    dask's locally, distributed's on a cluster). Prints rows, chunks and MB/s.
+    A batch job: the superrun's rows are rechunked to the chunk target size and
+    streamed to storage (with a progress bar: dask's locally, distributed's on a
+    cluster). Prints rows, chunks and MB/s. Missing subrun data is made only with --make.
 
     \b
     Examples:
       dastrax persist _demo -t peaks -t peak_classification
       dastrax persist _demo -t peaks --chunk-target-size-mb 50 --overwrite
-      dastrax persist _kr_feb -t peaks --scheduler local-cluster
+      dastrax persist _kr_feb -t peaks --make --scheduler local-cluster
       dastrax persist _kr_feb -t peaks --scheduler tcp://scheduler:8786
     """
     ctx = env.ctx
     settings = env.settings
     targets = list(dict.fromkeys(targets))
-    if overwrite:
-        frontend = ctx._storage.writable()
-        for t in targets:
-            key = str(ctx.key_for(name, t))
-            if frontend.has(key):
-                frontend.delete(key)
-                click.echo(f"deleted {key}")
-    already = all(ctx.is_stored(name, t) for t in targets)
+    already = not overwrite and all(ctx.is_stored(name, t) for t in targets)
     t0 = time.perf_counter()
     ctx.persist_superrun(
         name,
         targets,
         chunk_target_size_mb=settings.chunk_target_size_mb,
         progress=settings.progress,
+        overwrite=overwrite,
+        make=make_missing,
     )
     elapsed = time.perf_counter() - t0
     rows, chunks, nbytes, keys = _stored_summary(ctx, name, targets)
@@ -688,6 +716,49 @@ def persist(env, name, targets, chunk_target_size_mb, overwrite, progress):
         f"(target {settings.chunk_target_size_mb:g} MB), {_mb(nbytes)} in {elapsed:.2f} s "
         f"= {rate:.3g} MB/s"
     )
+
+
+# --------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------
+@cli.command("import", context_settings=CONTEXT_SETTINGS)
+@click.argument("strax_dir", metavar="STRAX_DIR")
+@click.option("--run", "runs_", multiple=True, metavar="RUN", help="Only these runs (repeatable).")
+@click.option("--progress/--no-progress", default=None, help="Show progress.")
+@with_env("progress")
+def import_(env, strax_dir, runs_, progress):
+    """Convert strax data (a strax DataDirectory) into dastrax storage.
+
+    Every stored data type of every run, strax-stored superruns (their chunks' subruns
+    kept) and the run documents are copied into --storage, each group verified row by
+    row after it is written. Resumable: what is already converted (and verified) is
+    skipped, so a killed import is simply run again. Prints what could not be converted
+    and why, and exits non-zero if anything failed.
+
+    \b
+    Examples:
+      dastrax import /data/xenon/strax_data --storage /data/xenon/dastrax
+      dastrax import ./strax_data --run 000000 --run 000001
+    """
+    from .convert import import_strax
+    from .storage.strax import StraxDirectory
+
+    source = StraxDirectory(strax_dir)
+    source.check_exists()
+    dest = env.ctx.storage
+    report = import_strax(
+        source, _writable(dest), runs=list(runs_) or None, progress=env.settings.progress
+    )
+    click.echo(report.summary())
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _writable(frontends):
+    for f in frontends:
+        if not f.readonly:
+            return f
+    raise DastraxError("no writable storage: give --storage DEST")
 
 
 # --------------------------------------------------------------------------------------

@@ -10,22 +10,10 @@ Settings come from, later winning:
 3. overrides: keyword arguments of :func:`load_config` / ``Context.from_config``, or
    command-line flags. ``None`` means "not given".
 
-Keys (all optional in a user's file):
-
-``storage``
-    a directory or fsspec URL, or a list of them.
-``scheduler``
-    ``"threads"``, ``"processes"``, ``"local-cluster"`` or a scheduler address.
-``chunk_target_size_mb``
-    positive number.
-``compressor``
-    a name (``"blosc-lz4"``, ``"zstd"``, ...) or a table with ``name``.
-``progress``, ``write_superruns``, ``use_per_run_defaults``, ``allow_incomplete``
-    booleans (context options).
-``plugins``
-    list of ``"module:Class"`` plugins to register.
-``config``
-    table of plugin option values.
+Keys (all optional in a user's file) are those of :data:`dastrax.settings.SETTINGS`:
+``storage``, ``storage_options``, ``scheduler``, ``chunk_target_size_mb``, ``compressor``,
+``progress``, ``write_superruns``, ``use_per_run_defaults``, ``allow_incomplete``,
+``plugins`` (``"module:Class"`` names) and ``config`` (plugin option values).
 
 Examples
 --------
@@ -36,16 +24,15 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib
 import os
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DastraxError
+from .settings import SETTINGS
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -62,46 +49,29 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("dastrax.toml")
 #: environment variable naming a configuration file
 ENV_VAR = "DASTRAX_CONFIG"
 
-#: scheduler names besides addresses (anything with a ':' is taken as an address)
-SCHEDULERS = ("threads", "processes", "sync", "synchronous", "local-cluster")
-_BOOL_KEYS = ("progress", "write_superruns", "use_per_run_defaults", "allow_incomplete")
-KNOWN_KEYS = (
-    "storage",
-    "scheduler",
-    "chunk_target_size_mb",
-    "compressor",
-    *_BOOL_KEYS,
-    "plugins",
-    "config",
-)
 
-
-@dataclass(frozen=True)
 class Settings:
-    """Validated settings, and the file(s) they came from."""
+    """Validated settings (attributes named as in :data:`dastrax.settings.SETTINGS`), and
+    the file(s) they came from."""
 
-    storage: list[str]
-    scheduler: str
-    chunk_target_size_mb: float
-    compressor: Any
-    progress: bool
-    write_superruns: bool
-    use_per_run_defaults: bool
-    allow_incomplete: bool
-    plugins: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
-    #: where each setting came from, for error messages
-    origins: dict = field(default_factory=dict, repr=False, compare=False)
+    def __init__(self, values: dict, sources: tuple[str, ...] = (), origins=None):
+        self.values = dict(values)
+        self.sources = sources
+        #: where each setting came from, for error messages
+        self.origins = dict(origins or {})
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"Settings({self.values!r})"
 
     def context_options(self) -> dict:
         """The context options (keyword arguments of :class:`dastrax.Context`)."""
-        return {
-            "scheduler": self.scheduler,
-            "chunk_target_size_mb": self.chunk_target_size_mb,
-            "compressor": self.compressor,
-            **{k: getattr(self, k) for k in _BOOL_KEYS},
-        }
+        return {k: v for k, v in self.values.items() if SETTINGS[k].context}
 
     def _where(self, key: str) -> str:
         return self.origins.get(key, f"configuration key {key!r}")
@@ -109,20 +79,20 @@ class Settings:
     def context(self, client=None):
         """A :class:`dastrax.Context` with these settings (plugins registered)."""
         from .context import Context
-        from .storage import ZarrDirectory
+        from .storage import frontend_for
 
         plugins = [
             p if isinstance(p, type) else import_plugin(p, self._where("plugins"))
             for p in self.plugins
         ]
+        options = self.storage_options or {}
         try:
-            storage = [ZarrDirectory(s) for s in self.storage]
-        except DastraxError:
-            raise
-        except Exception as e:  # fsspec: unknown protocol, missing driver...
-            raise ConfigError(
-                f"{self._where('storage')}: cannot use storage {self.storage!r}: {e}"
-            ) from e
+            storage = [
+                frontend_for(s, storage_options=options) if options else frontend_for(s)
+                for s in self.storage
+            ]
+        except DastraxError as e:
+            raise ConfigError(f"{self._where('storage')}: {e}") from None
         return Context(
             storage=storage,
             register=plugins,
@@ -242,78 +212,21 @@ def import_plugin(spec: str, where: str = "configuration key 'plugins'") -> type
 
 def _check_keys(data: dict, where: str) -> None:
     for key in data:
-        if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+        if key not in SETTINGS:
+            close = difflib.get_close_matches(key, list(SETTINGS), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(
-                f"{where}: unknown key {key!r}; {hint}known keys are {', '.join(KNOWN_KEYS)}"
+                f"{where}: unknown key {key!r}; {hint}known keys are {', '.join(SETTINGS)}"
             )
 
 
 def _validate(merged: dict, origin: dict, sources: tuple[str, ...]) -> Settings:
-    def bad(key: str, what: str) -> ConfigError:
-        return ConfigError(f"{origin.get(key, f'configuration key {key!r}')}: {what}")
-
-    storage = merged.get("storage")
-    if isinstance(storage, (str, os.PathLike)):
-        storage = [storage]
-    if (
-        not isinstance(storage, (list, tuple))
-        or not storage
-        or not all(isinstance(s, (str, os.PathLike)) and str(s) for s in storage)
-    ):
-        raise bad("storage", f"give a directory or URL, or a list of them; got {storage!r}")
-    storage = [str(s) if "://" in str(s) else os.path.expanduser(str(s)) for s in storage]
-
-    scheduler = merged.get("scheduler")
-    if not isinstance(scheduler, str) or not (scheduler.strip() in SCHEDULERS or ":" in scheduler):
-        raise bad(
-            "scheduler",
-            "give 'threads', 'processes', 'local-cluster' or a scheduler address like "
-            f"'tcp://host:8786'; got {scheduler!r}",
-        )
-
-    size = merged.get("chunk_target_size_mb")
-    if isinstance(size, str):
-        with contextlib.suppress(ValueError):
-            size = float(size)
-    if isinstance(size, bool) or not isinstance(size, (int, float)) or not size > 0:
-        raise bad("chunk_target_size_mb", f"must be a positive number of MB; got {size!r}")
-
-    compressor = merged.get("compressor")
-    from .storage import normalize_compressor
-
-    try:
-        normalize_compressor(compressor)
-    except DastraxError as e:
-        raise bad("compressor", str(e)) from None
-
-    flags = {}
-    for key in _BOOL_KEYS:
-        value = merged.get(key)
-        if not isinstance(value, bool):
-            raise bad(key, f"must be true or false; got {value!r}")
-        flags[key] = value
-
-    plugins = merged.get("plugins", [])
-    if not isinstance(plugins, (list, tuple)):
-        raise bad("plugins", f"must be a list of 'package.module:Class' names; got {plugins!r}")
-    for p in plugins:
+    values = {}
+    for name, setting in SETTINGS.items():
+        value = merged.get(name, setting.default)
+        where = origin.get(name, f"configuration key {name!r}")
+        values[name] = setting.validate(value, where)
+    for p in values["plugins"]:
         if not isinstance(p, type):
             import_plugin(p, origin.get("plugins", "configuration key 'plugins'"))
-
-    config = merged.get("config", {})
-    if not isinstance(config, dict):
-        raise bad("config", f"must be a table of plugin option values; got {config!r}")
-
-    return Settings(
-        storage=storage,
-        scheduler=scheduler.strip(),
-        chunk_target_size_mb=size,
-        compressor=compressor,
-        plugins=list(plugins),
-        config=dict(config),
-        sources=sources,
-        origins=dict(origin),
-        **flags,
-    )
+    return Settings(values, sources, origin)

@@ -245,8 +245,7 @@ def context_html(ctx) -> str:
         f"<td>{html.escape(cls.kind())}</td></tr>"
         for dt, cls in sorted(ctx._registry.plugins.items())
     )
-    sched = ctx._scheduler_obj
-    scheduler = repr(sched) if sched is not None else ctx.context_config["scheduler"]
+    scheduler = repr(ctx._scheduler)
     options = ", ".join(f"{k}={v!r}" for k, v in ctx.context_config.items() if k != "scheduler")
     return (
         '<div class="dastrax-context"><b>dastrax.Context</b>'

@@ -16,10 +16,11 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
+from .chunks import endtime
 from .errors import CorruptData, InvalidRequest
-from .storage import dtype_from_json, read_block
+from .storage import StoredGroup
 
-__all__ = ["Piece", "Source", "pieces_for", "read_struct"]
+__all__ = ["Piece", "Source", "assemble", "dataset", "iter_chunks", "pieces_for"]
 
 #: computing paths merge neighbouring pieces into tasks of at least this many bytes
 MERGE_BYTES = 16 * 10**6
@@ -35,7 +36,7 @@ class Source:
 
     run_id: str  # the run whose store this is (a regular run or a stored superrun)
     label: str  # the run id the user asked for (``run_id`` field of get_array)
-    groups: tuple  # ((data_type, root, key, meta), ...)
+    groups: tuple  # ((data_type, StoredGroup), ...)
     subrun: int  # index of its (first) subrun in the load's subrun list
     ranges: tuple | None  # ((start, end), ...) or None for everything
     stored: bool = False  # a stored superrun: rows carry their subrun in a 'subrun' column
@@ -56,35 +57,7 @@ class Piece:
 
     @property
     def subruns(self) -> dict | None:
-        meta = self.source.groups[0][3]
-        return meta["chunks"][self.chunk_i].get("subruns")
-
-
-def struct_dtype(meta: dict) -> np.dtype:
-    return dtype_from_json(meta["dtype"])
-
-
-def read_struct(
-    root: str, key: str, meta: dict, lo: int, hi: int, index=None, names=None
-) -> np.ndarray:
-    """Rows ``[lo, hi)`` of a stored group as one structured array."""
-    dtype = struct_dtype(meta)
-    if names is not None:
-        dtype = _sub_dtype(dtype, names)
-    n = (hi - lo) if index is None else len(index)
-    out = np.empty(n, dtype)
-    for name in dtype.names:
-        out[name] = read_block(root, f"{key}/{name}", lo, hi, index)
-    return out
-
-
-def _sub_dtype(dtype: np.dtype, names) -> np.dtype:
-    fields = []
-    for name in dtype.names:
-        if name in names:
-            sub, _off, *title = dtype.fields[name]
-            fields.append(((title[0], name) if title else name, sub))
-    return np.dtype(fields)
+        return self.source.groups[0][1].chunks[self.chunk_i].get("subruns")
 
 
 def end_fields(dtype: np.dtype) -> list[str]:
@@ -92,28 +65,26 @@ def end_fields(dtype: np.dtype) -> list[str]:
     return ["endtime"] if "endtime" in names else ["length", "dt"]
 
 
-def _edge_rows(root, key, meta, lo, hi, start, end):
+def _edge_rows(group: StoredGroup, lo, hi, start, end):
     """Which rows of ``[lo, hi)`` have ``start <= time`` and ``endtime <= end``."""
-    names = ["time", *end_fields(struct_dtype(meta))]
-    rows = read_struct(root, key, meta, lo, hi, names=names)
-    from .plugin import endtime
-
+    rows = group.read_rows(lo, hi, names=["time", *end_fields(group.dtype)])
     keep = (rows["time"] >= start) & (endtime(rows) <= end)
     return np.flatnonzero(keep)
 
 
 def pieces_for(source: Source) -> list[Piece]:
     """The pieces of a source: its stored chunks overlapping its ranges, edges cut."""
-    _, root, key, meta = source.groups[0]
-    chunks = meta["chunks"]
+    _, group = source.groups[0]
+    key = group.key
+    chunks = group.chunks
     # types of one kind hold the same rows in the same order, so rows [lo, hi) of the
     # first group's chunks are the same rows in every group, however each was chunked
     # (e.g. a superrun's types persisted one at a time with different row sizes)
     n_rows = sum(c["n"] for c in chunks)
-    for dt, _r, k, m in source.groups[1:]:
-        if sum(c["n"] for c in m["chunks"]) != n_rows:
+    for dt, g in source.groups[1:]:
+        if sum(c["n"] for c in g.chunks) != n_rows:
             raise InvalidRequest(
-                f"{key} and {k} hold different numbers of rows, so {source.groups[0][0]} "
+                f"{key} and {g.key} hold different numbers of rows, so {source.groups[0][0]} "
                 f"and {dt} cannot be merged column-wise; load them separately"
             )
     out: list[Piece] = []
@@ -138,7 +109,7 @@ def pieces_for(source: Source) -> list[Piece]:
             if c["first_time"] >= s and c["last_endtime"] <= e:
                 out.append(Piece(source, c["chunk_i"], lo, hi, c["n"], cs, ce))
                 continue
-            idx = _edge_rows(root, key, meta, lo, hi, s, e)
+            idx = _edge_rows(group, lo, hi, s, e)
             if not len(idx):
                 continue
             if idx[-1] - idx[0] + 1 == len(idx):  # contiguous: a plain row range
@@ -162,8 +133,8 @@ def column_dtypes(sources: list[Source], columns) -> dict[str, tuple[str, np.dty
     """``{field: (data_type, field dtype)}`` of the loaded columns (first type wins)."""
     out: dict[str, tuple[str, np.dtype]] = {}
     first = sources[0]
-    for dt, _root, _key, meta in first.groups:
-        dtype = struct_dtype(meta)
+    for dt, group in first.groups:
+        dtype = group.dtype
         for name in dtype.names:
             if name not in out:
                 out[name] = (dt, dtype.fields[name][0])
@@ -179,10 +150,11 @@ def column_dtypes(sources: list[Source], columns) -> dict[str, tuple[str, np.dty
     return out
 
 
-def _group_of(piece: Piece, data_type: str):
-    for dt, root, key, _meta in piece.source.groups:
+def group_of(piece: Piece, data_type: str) -> StoredGroup:
+    """The stored group of ``data_type`` that ``piece`` reads."""
+    for dt, group in piece.source.groups:
         if dt == data_type:
-            return root, key
+            return group
     raise CorruptData(f"{data_type} missing from {piece.source.run_id}")
 
 
@@ -207,11 +179,11 @@ def dask_column(pieces: list[Piece], name: str, data_type: str, dtype: np.dtype)
 
 class ColumnReader:
     """Field ``name`` of ``pieces`` as one array-like over their concatenated rows, for
-    ``da.from_array`` (picklable; reads with :func:`read_block` when sliced)."""
+    ``da.from_array`` (picklable; reads through the groups' handles when sliced)."""
 
     def __init__(self, pieces: list[Piece], name: str, data_type: str, dtype: np.dtype):
         self.name = name
-        self.where = [(*_group_of(p, data_type), p.lo, p.index) for p in pieces]
+        self.where = [(group_of(p, data_type), p.lo, p.index) for p in pieces]
         self.offsets = np.cumsum([0] + [p.n for p in pieces])
         self.shape = (int(self.offsets[-1]), *dtype.shape)
         self.dtype = dtype.base
@@ -236,14 +208,13 @@ class ColumnReader:
             if off >= stop:
                 break
             a, b = max(start, off) - off, min(stop, end) - off
-            root, key, lo, index = self.where[i]
-            path = f"{key}/{self.name}"
+            group, lo, index = self.where[i]
             if index is None:
-                parts.append(read_block(root, path, lo + a, lo + b))
+                parts.append(group.read(self.name, lo + a, lo + b))
             else:
                 idx = index[a:b]
                 parts.append(
-                    read_block(root, path, lo + int(idx[0]), lo + int(idx[-1]) + 1, idx - idx[0])
+                    group.read(self.name, lo + int(idx[0]), lo + int(idx[-1]) + 1, idx - idx[0])
                 )
         if len(parts) == 1:
             return parts[0]
@@ -258,8 +229,8 @@ def dask_subrun(pieces: list[Piece]) -> da.Array:
     dsk = {}
     for i, p in enumerate(pieces):
         if p.source.stored:  # a stored superrun: its own subrun column
-            _dt, root, key, _meta = p.source.groups[0]
-            dsk[(gname, i)] = (_subrun_column, root, key, p.lo, p.hi, p.index, p.source.subrun)
+            group = p.source.groups[0][1]
+            dsk[(gname, i)] = (_subrun_column, group, p.lo, p.hi, p.index, p.source.subrun)
         else:
             dsk[(gname, i)] = (np.full, p.n, p.source.subrun, np.int32)
     if not pieces:
@@ -269,8 +240,8 @@ def dask_subrun(pieces: list[Piece]) -> da.Array:
     return da.Array(graph, gname, chunks, meta=np.empty(0, np.int32))
 
 
-def _subrun_column(root, key, lo, hi, index, offset):
-    return read_block(root, f"{key}/subrun", lo, hi, index) + np.int32(offset)
+def _subrun_column(group: StoredGroup, lo, hi, index, offset):
+    return group.read("subrun", lo, hi, index) + np.int32(offset)
 
 
 def fill_pieces(
@@ -283,11 +254,8 @@ def fill_pieces(
     """Read ``pieces`` into ``out`` starting at row ``offset`` (one task's work)."""
     for p in pieces:
         for name, (dt, _dtype) in columns.items():
-            root, key = _group_of(p, dt)
             # straight into the result: no block of its own (fresh memory is slow to touch)
-            read_block(
-                root, f"{key}/{name}", p.lo, p.hi, p.index, out=out[name][offset : offset + p.n]
-            )
+            group_of(p, dt).read(name, p.lo, p.hi, p.index, out=out[name][offset : offset + p.n])
         if labels:
             out["run_id"][offset : offset + p.n] = p.source.label
         offset += p.n
@@ -305,7 +273,7 @@ def split(piece: Piece, max_rows: int) -> list[Piece]:
     boundaries of its first group (so no zarr chunk is read twice)."""
     if piece.index is not None or piece.n <= max_rows:
         return [piece]
-    zrows = int(piece.source.groups[0][3].get("zarr_chunk_rows") or 0) or 1
+    zrows = int(piece.source.groups[0][1].meta.get("zarr_chunk_rows") or 0) or 1
     step = max(zrows, (max_rows // zrows) * zrows)
     out, lo = [], piece.lo
     while lo < piece.hi:
@@ -397,3 +365,133 @@ class Shared:
 
     def __init__(self, array):
         self.array = array
+
+
+# --------------------------------------------------------------------------------------
+# what a load gives: a numpy array, a lazy Dataset, an iterator of chunks
+# --------------------------------------------------------------------------------------
+@dataclass
+class Resolved:
+    """A load, resolved: its sources in order, the flattened list of subrun ids, the
+    targets and their data kind, and the fields of the targets (for empty loads)."""
+
+    sources: list[Source]
+    subruns: list[str]
+    targets: list[str]
+    data_kind: str
+    dtype: np.dtype | None = None  # the first target's dtype, when no source tells it
+
+    def pieces(self) -> list[Piece]:
+        return [p for s in self.sources for p in pieces_for(s)]
+
+    def columns(self, columns=None) -> dict[str, tuple[str, np.dtype]]:
+        if self.sources:
+            return column_dtypes(self.sources, columns)
+        dtype = self.dtype if self.dtype is not None else np.dtype([("time", np.int64)])
+        return {
+            n: (self.targets[0], dtype.fields[n][0])
+            for n in dtype.names
+            if columns is None or n in columns
+        }
+
+
+def variable_attrs(dtype: np.dtype, name: str) -> dict:
+    """xarray attributes of field ``name``: its title as ``long_name``, and ``units``
+    where the title ends with them in brackets ("Start time since unix epoch [ns]")."""
+    title = dtype.fields[name][2] if len(dtype.fields[name]) > 2 else None
+    if not title:
+        return {}
+    attrs = {"long_name": str(title)}
+    text = str(title).rstrip()
+    if text.endswith("]") and "[" in text:
+        attrs["units"] = text[text.rindex("[") + 1 : -1]
+    return attrs
+
+
+def dataset(res: Resolved, columns=None, run_id=None):
+    """The lazy ``xarray.Dataset`` of a load: one dask block per piece."""
+    import xarray as xr
+
+    pieces = res.pieces()
+    cols = res.columns(columns)
+    titled = {dt: g.dtype for s in res.sources[:1] for dt, g in s.groups}
+    kind = res.data_kind
+    data_vars = {}
+    for name, (dt, sub) in cols.items():
+        dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
+        full = titled.get(dt, res.dtype)
+        attrs = variable_attrs(full, name) if full is not None and name in full.names else {}
+        data_vars[name] = xr.Variable(dims, dask_column(pieces, name, dt, sub), attrs=attrs)
+    subrun = xr.Variable(
+        [kind],
+        dask_subrun(pieces),
+        attrs={
+            "long_name": "index of the row's subrun in attrs['subruns']",
+            "labels": list(res.subruns),
+        },
+    )
+    return xr.Dataset(
+        data_vars,
+        coords={"subrun": subrun},
+        attrs={
+            "run_id": run_id,
+            "data_types": res.targets,
+            "data_kind": kind,
+            "subruns": res.subruns,
+        },
+    )
+
+
+def array(scheduler, res: Resolved, columns, labels: bool, progress: bool) -> np.ndarray:
+    """The numpy result of a load: allocated once, filled by the scheduler's tasks."""
+    cols = res.columns(columns)
+    fields = [(n, sub) for n, (_dt, sub) in cols.items()]
+    if labels:
+        width = max([len(s.label) for s in res.sources] + [1])
+        fields.append(("run_id", f"<U{width}"))
+    dtype = np.dtype(fields)
+    return assemble(
+        scheduler,
+        res.pieces(),
+        cols,
+        dtype,
+        labels,
+        progress,
+        f"loading {'+'.join(res.targets)}",
+    )
+
+
+def iter_chunks(scheduler, res: Resolved, columns=None):
+    """One :class:`~dastrax.Chunk` per piece, in order, a window of them at a time."""
+    import dask
+
+    from .chunks import Chunk
+
+    if not res.sources:
+        return
+    cols = res.columns(columns)
+    dtype = np.dtype([(n, sub) for n, (_dt, sub) in cols.items()])
+    data_type = "+".join(res.targets)
+    pieces = res.pieces()
+    tasks = [dask.delayed(read_task, pure=False)(Opaque([p]), cols, dtype, False) for p in pieces]
+    for p, data in zip(pieces, scheduler.iter_ordered(tasks)):
+        if p.source.stored:  # the stored chunk's subruns, cut like the chunk itself
+            subruns, run_id = _cut_subruns(p.subruns, p.start, p.end), p.source.run_id
+        elif p.source.label.startswith("_"):  # a subrun's chunk, as part of the superrun
+            subruns = {p.source.run_id: {"start": p.start, "end": p.end}}
+            run_id = p.source.label
+        else:
+            subruns, run_id = None, p.source.run_id
+        yield Chunk(data, p.start, p.end, run_id, data_type, subruns)
+
+
+def _cut_subruns(subruns: dict | None, start: int, end: int) -> dict | None:
+    """``subruns`` of a stored chunk restricted to ``[start, end)`` (a time range's cut)."""
+    if subruns is None:
+        return None
+    out = {}
+    for sub, r in subruns.items():
+        s, e = max(r["start"], start), min(r["end"], end)
+        if s < e:
+            out[sub] = {"start": s, "end": e}
+    return out

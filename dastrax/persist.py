@@ -3,26 +3,15 @@ stream it into zarr groups that are stored runs of their own."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dask
 import numpy as np
 
-from . import loader
-from .chunks import chunk_boundaries
+from .chunks import chunk_boundaries, endtime
 from .errors import InvalidRequest
 from .lineage import DataKey, canonical
-from .loader import (
-    MERGE_BYTES,
-    Opaque,
-    Piece,
-    _group_of,
-    assemble,
-    end_fields,
-    pieces_for,
-    struct_dtype,
-)
-from .plugin import endtime
+from .loader import MERGE_BYTES, Opaque, Piece, assemble, end_fields, group_of, pieces_for
+from .resolver import Resolver
+from .scheduling import Scheduler
 from .storage import zarr_chunk_rows
 
 __all__ = ["chunk_table", "persist_superrun"]
@@ -31,7 +20,7 @@ __all__ = ["chunk_table", "persist_superrun"]
 def _hulls(flat, run_doc) -> dict[str, tuple[int, int]]:
     out = {}
     for sub, ranges in flat:
-        if ranges == "all":
+        if isinstance(ranges, str):
             doc = run_doc(sub)
             out[sub] = (int(doc["start"]), int(doc["end"]))
         else:
@@ -88,21 +77,38 @@ def chunk_table(
 
 
 def persist_superrun(
-    ctx, name: str, targets: list[str], chunk_target_size_mb: float, progress: bool
+    resolver: Resolver,
+    scheduler: Scheduler,
+    name: str,
+    targets: list[str],
+    chunk_target_size_mb: float,
+    compressor: dict,
+    progress: bool = False,
+    overwrite: bool = False,
+    make: bool = True,
 ) -> list[DataKey]:
-    """Write superrun ``name``'s ``targets`` as stored runs; see Context.persist_superrun."""
-    resolver = ctx._resolver
+    """Write superrun ``name``'s ``targets`` as stored runs; see Context.persist_superrun.
+
+    Everything is checked (lineages, data kinds, what is stored) before anything is
+    written; with ``overwrite`` a stored copy is replaced atomically by the commit."""
+    storage, catalog = resolver.storage, resolver.catalog
     flat = resolver.flat(name)
     keys = {t: resolver.superrun_key(name, t, flat) for t in targets}  # LineageMismatch
-    if all(ctx._storage.find(str(k)) for k in keys.values()):
+    if not overwrite and all(storage.find(str(k)) for k in keys.values()):
         return list(keys.values())
-    resolved = resolver.resolve([name], targets, check_lineage=True)
+    kind = resolver.same_kind(targets, name)
+    # loaded from the subruns (with overwrite: not from the copy being replaced)
+    resolved = resolver.resolve(
+        [name], targets, check_lineage=True, make=make, progress=progress, stored=not overwrite
+    )
     if any(s.stored for s in resolved.sources):
         # some targets stored, not all: load them from subruns, not the partial store
-        raise InvalidRequest(f"superrun {name!r} is partly stored; persist targets one by one")
+        raise InvalidRequest(
+            f"superrun {name!r} is partly stored; persist targets one by one, or pass "
+            "overwrite=True to write them all again"
+        )
     pieces = [p for s in resolved.sources for p in pieces_for(s)]
-    first_meta = resolved.sources[0].groups[0][3] if resolved.sources else None
-    dtypes = {t: _target_dtype(ctx, t, resolved, first_meta) for t in targets}
+    dtypes = {t: _target_dtype(resolver, t, resolved) for t in targets}
     row_bytes = max(d.itemsize for d in dtypes.values())
     n = sum(p.n for p in pieces)
 
@@ -110,12 +116,10 @@ def persist_superrun(
     t0 = targets[0]
     ends = end_fields(dtypes[t0])
     tcols = {f: (t0, dtypes[t0].fields[f][0]) for f in ["time", *ends]}
-    values = assemble(
-        ctx._scheduler, pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()])
-    )
+    values = assemble(scheduler, pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()]))
     time = np.asarray(values["time"], dtype=np.int64)
     end = np.asarray(endtime(values), dtype=np.int64)
-    doc = ctx.run_metadata(name)
+    doc = catalog.run_metadata(name)
     table = chunk_table(
         pieces,
         time,
@@ -125,19 +129,17 @@ def persist_superrun(
         int(doc["start"]),
         int(doc["end"]),
         resolved.subruns,
-        _hulls(flat, ctx.run_metadata),
+        _hulls(flat, catalog.run_metadata),
         name,
     )
     typical = max((c["n"] for c in table), default=1)
     base_rows = zarr_chunk_rows(typical, row_bytes)
 
-    frontend = ctx._storage.writable()
+    frontend = storage.writable()
     states = []
     try:
         for t in targets:
-            app = frontend.appender(
-                str(keys[t]), dtypes[t], ctx._compressor(), ctx._registry.data_kind(t)
-            )
+            app = frontend.writer(str(keys[t]), dtypes[t], compressor, kind, overwrite=overwrite)
             states.append(app)
             states[-1] = app.create_arrays(
                 base_rows,
@@ -159,23 +161,22 @@ def persist_superrun(
                     dask.delayed(_write_rows, pure=False)(job, r0, min(n, r0 + step))
                     for r0 in range(0, n, step)
                 )
-            ctx._scheduler.compute(
+            scheduler.compute(
                 *tasks, progress=progress, label=f"persisting {', '.join(targets)} of {name}"
             )
         for t, app in zip(targets, states):
             meta = {
                 "run_id": name,
                 "data_type": t,
-                "data_kind": ctx._registry.data_kind(t),
+                "data_kind": kind,
                 "lineage": canonical(keys[t].lineage),
                 "lineage_hash": keys[t].lineage_hash,
                 "chunk_target_size_mb": chunk_target_size_mb,
                 "subruns": resolved.subruns,
-                "sub_run_spec": [[s, r] for s, r in flat],
+                "sub_run_spec": [[s, r.tolist() if hasattr(r, "tolist") else r] for s, r in flat],
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
-            committed = replace(app, n=n, written=n).commit(meta)
-            frontend._committed(str(keys[t]), committed)
+            app.with_rows(n).commit(meta)
     except BaseException:
         for app in states:
             app.abort()
@@ -201,14 +202,12 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             sub = dtype.fields[name][0]
             buf = np.empty((z1 - z0, *sub.shape), sub.base)
             for p, a, b, o in parts:
-                root, key = _group_of(p, target)
-                _read_part(root, f"{key}/{name}", p, a, b, buf[o : o + b - a])
+                _read_part(group_of(p, target), name, p, a, b, buf[o : o + b - a])
             app.array(name)[z0:z1] = buf
         subrun = np.empty(z1 - z0, np.int32)
         for p, a, b, o in parts:
             if p.source.stored:
-                _dt, root, key, _meta = p.source.groups[0]
-                _read_part(root, f"{key}/subrun", p, a, b, subrun[o : o + b - a])
+                _read_part(p.source.groups[0][1], "subrun", p, a, b, subrun[o : o + b - a])
                 subrun[o : o + b - a] += np.int32(p.source.subrun)
             else:
                 subrun[o : o + b - a] = p.source.subrun
@@ -216,19 +215,20 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
     return r1 - r0
 
 
-def _read_part(root: str, path: str, p: Piece, a: int, b: int, out: np.ndarray) -> None:
-    """Rows ``a..b`` of piece ``p`` (of array ``root/path``) into ``out``."""
+def _read_part(group, field: str, p: Piece, a: int, b: int, out: np.ndarray) -> None:
+    """Rows ``a..b`` of piece ``p`` (column ``field`` of ``group``) into ``out``."""
     if p.index is None:
-        loader.read_block(root, path, p.lo + a, p.lo + b, out=out)
+        group.read(field, p.lo + a, p.lo + b, out=out)
     else:
         idx = p.index[a:b]
         lo = p.lo + int(idx[0])
-        loader.read_block(root, path, lo, p.lo + int(idx[-1]) + 1, idx - idx[0], out=out)
+        group.read(field, lo, p.lo + int(idx[-1]) + 1, idx - idx[0], out=out)
 
 
-def _target_dtype(ctx, target, resolved, first_meta) -> np.dtype:
+def _target_dtype(resolver, target, resolved) -> np.dtype:
     for s in resolved.sources:
-        for t, _root, _key, meta in s.groups:
+        for t, group in s.groups:
             if t == target:
-                return struct_dtype(meta)
-    return ctx._registry.plugin(target, resolved.subruns[0] if resolved.subruns else "0").dtype
+                return group.dtype
+    run = resolved.subruns[0] if resolved.subruns else "0"
+    return resolver.registry.plugin(target, run).dtype

@@ -6,11 +6,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .chunks import endtime
 from .errors import ConfigError
 
 __all__ = ["Option", "Plugin", "endtime"]
 
-_NO_DEFAULT = object()
+#: the default of an option that has none (it must be set in the config)
+NO_DEFAULT = object()
+_NO_DEFAULT = NO_DEFAULT
 
 
 class Option:
@@ -81,12 +84,39 @@ class Option:
                 f"option {self.name!r} of plugin {plugin} has no default: "
                 f"set it with st.set_config({{{self.name!r}: ...}})"
             )
-        if self.type is not None and not isinstance(value, self.type):
-            raise ConfigError(
-                f"option {self.name!r} of plugin {plugin} must be of type {self.type}: "
-                f"got {value!r}"
-            )
-        return value
+        return self.check(value, plugin)
+
+    def check(self, value, plugin: str = ""):
+        """``value`` if it has the option's ``type`` (numpy integers count as ``int``,
+        numpy floats as ``float``), else :class:`ConfigError`."""
+        if self.type is None or _has_type(value, self.type):
+            return value
+        of = f" of plugin {plugin}" if plugin else ""
+        raise ConfigError(
+            f"option {self.name!r}{of} must be of type {_type_name(self.type)}: got {value!r} "
+            f"({type(value).__name__})"
+        )
+
+
+def _has_type(value, types) -> bool:
+    import numbers
+
+    types = types if isinstance(types, tuple) else (types,)
+    for t in types:
+        if isinstance(value, bool) and t is not bool:
+            continue
+        if t is int and isinstance(value, numbers.Integral):
+            return True
+        if t is float and isinstance(value, numbers.Real):
+            return True
+        if isinstance(value, t):
+            return True
+    return False
+
+
+def _type_name(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join(getattr(t, "__name__", str(t)) for t in types)
 
 
 def _at_or_before(a: str, b: str) -> bool:
@@ -174,11 +204,3 @@ class Plugin:
 
     def compute(self, *args, **kwargs):  # pragma: no cover - always overridden
         raise ConfigError(f"plugin {type(self).__name__} must define compute()")
-
-
-def endtime(arr: np.ndarray) -> np.ndarray:
-    """The end of each row: the ``endtime`` field, or ``time + length * dt``."""
-    names = arr.dtype.names or ()
-    if "endtime" in names:
-        return arr["endtime"]
-    return arr["time"] + arr["length"].astype(np.int64) * arr["dt"].astype(np.int64)

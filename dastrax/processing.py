@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 import dask
 import numpy as np
 
-from .chunks import merge_columns
+from .chunks import endtime, merge_columns
 from .errors import DastraxError, PluginError
 from .lineage import canonical
-from .loader import read_struct
-from .plugin import Plugin, endtime
+from .plugin import Plugin
 from .registry import PluginRegistry
 from .scheduling import Scheduler
-from .storage import StorageList
+from .storage import StorageList, StoredGroup
 
 __all__ = ["RunWork", "make_runs", "plan_run"]
 
@@ -35,7 +34,7 @@ class RunWork:
     compute: list[str]  # data types to compute, dependencies first
     plugins: dict[str, Plugin]
     keys: dict
-    inputs: dict[str, tuple[str, str, dict]] = field(default_factory=dict)  # stored deps
+    inputs: dict[str, StoredGroup] = field(default_factory=dict)  # stored dependencies
     intervals: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -44,7 +43,7 @@ def plan_run(
 ) -> RunWork | None:
     """What is missing of ``targets`` for regular run ``run_id``, and how to make it."""
     compute: list[str] = []
-    stored: dict[str, tuple] = {}
+    stored: dict[str, StoredGroup] = {}
     keys = {}
 
     def need(dt: str) -> None:
@@ -54,7 +53,7 @@ def plan_run(
         keys[dt] = key
         found = storage.find(str(key))
         if found is not None:
-            stored[dt] = (found[0].url, str(key), found[1])
+            stored[dt] = found
             return
         for dep in registry.plugin_class(dt).depends_on:
             need(dep)
@@ -74,8 +73,8 @@ def plan_run(
 
 def _intervals(work: RunWork) -> list[tuple[int, int]]:
     if work.inputs:
-        first = next(iter(work.inputs.values()))[2]
-        return [(c["start"], c["end"]) for c in first["chunks"]]
+        first = next(iter(work.inputs.values()))
+        return [(c["start"], c["end"]) for c in first.chunks]
     source = next(p for p in work.plugins.values() if not type(p).depends_on)
     try:
         intervals = [(int(s), int(e)) for s, e in source.chunk_intervals(work.run_id)]
@@ -101,9 +100,9 @@ def _intervals(work: RunWork) -> list[tuple[int, int]]:
 def compute_chunk(work: RunWork, i: int, start: int, end: int) -> dict[str, np.ndarray]:
     """Chunk ``i`` of every data type in ``work.compute``."""
     results: dict[str, np.ndarray] = {}
-    for dt, (root, key, meta) in work.inputs.items():
-        c = meta["chunks"][i]
-        results[dt] = read_struct(root, key, meta, c["row_start"], c["row_start"] + c["n"])
+    for dt, group in work.inputs.items():
+        c = group.chunks[i]
+        results[dt] = group.read_rows(c["row_start"], c["row_start"] + c["n"])
     for dt in work.compute:
         plugin = work.plugins[dt]
         name = type(plugin).__name__
@@ -127,7 +126,7 @@ def compute_chunk(work: RunWork, i: int, start: int, end: int) -> dict[str, np.n
 def _kind_of(work: RunWork, dt: str) -> str:
     if dt in work.plugins:
         return type(work.plugins[dt]).kind()
-    return work.inputs[dt][2]["data_kind"]
+    return work.inputs[dt].meta["data_kind"]
 
 
 def _validate(out, plugin: Plugin, where: str, start: int, end: int) -> None:
@@ -191,7 +190,7 @@ def make_runs(
             for dt in work.compute:
                 key = work.keys[dt]
                 kind = type(work.plugins[dt]).kind()
-                app = frontend.appender(str(key), work.plugins[dt].dtype, compressor, kind)
+                app = frontend.writer(str(key), work.plugins[dt].dtype, compressor, kind)
                 appenders.append(app)
                 state = app
                 for (s, e), chunk in zip(work.intervals, chunk_tasks):
@@ -214,6 +213,4 @@ def make_runs(
         for app in appenders:
             app.abort()
         raise
-    for meta in metas:
-        frontend._committed(f"{meta['run_id']}-{meta['data_type']}-{meta['lineage_hash']}", meta)
     return [f"{m['run_id']}-{m['data_type']}-{m['lineage_hash']}" for m in metas]

@@ -4,7 +4,9 @@ which option values for a given run, and the resulting lineage."""
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import os
 import warnings
 from typing import Any
 
@@ -71,17 +73,35 @@ class PluginRegistry:
         visit(data_type, ())
         return order
 
+    def set_config(self, config: dict) -> None:
+        """Update option values, each checked against the ``type`` of every registered
+        option of that name (:class:`ConfigError` naming the option)."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"set_config takes a dict: got {type(config).__name__}")
+        for key, value in config.items():
+            for cls in self.plugins.values():
+                opt = cls.options().get(key)
+                if opt is not None:
+                    opt.check(value, cls.__name__)
+        self.config.update(config)
+        self._warned -= set(config)
+        if self.plugins:
+            self.check_config()
+
     def check_config(self) -> None:
-        """Warn (once per key) about config keys that no registered plugin has."""
+        """Warn (once per key) about config keys that no registered plugin has, with the
+        closest option names."""
         known = {name for p in self.plugins.values() for name in p.options()}
         for key in self.config:
             if key not in known and key not in self._warned:
                 self._warned.add(key)
+                close = difflib.get_close_matches(key, sorted(known), n=2)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
                 warnings.warn(
                     f"config key {key!r} is not an option of any registered plugin; "
-                    "it does nothing (check the spelling or register the plugin first)",
+                    f"it does nothing.{hint}",
                     UnknownConfigWarning,
-                    stacklevel=4,
+                    skip_file_prefixes=(os.path.dirname(os.path.abspath(__file__)),),
                 )
 
     def options_for(self, data_type: str, run_id: str) -> dict[str, Any]:

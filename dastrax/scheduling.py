@@ -187,3 +187,16 @@ def _in_notebook() -> bool:
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
     except Exception:  # noqa: BLE001
         return False
+
+
+def validate_scheduler(value) -> str:
+    """``value`` if it names a scheduler (see :class:`Scheduler`), else ConfigError."""
+    from .errors import ConfigError
+
+    names = (*LOCAL_SCHEDULERS, "local-cluster")
+    if isinstance(value, str) and (value.strip() in names or ":" in value):
+        return value.strip()
+    raise ConfigError(
+        f"unknown scheduler {value!r}: give one of {', '.join(names)} or a scheduler address "
+        "like 'tcp://host:8786'"
+    )

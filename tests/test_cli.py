@@ -125,8 +125,19 @@ def test_runs_lists_the_demo(demo_dir):
 
 
 def test_runs_in_an_empty_storage(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
     proc = cli("runs", "--storage", tmp_path / "empty")
     assert proc.stdout.strip() == f"no runs in {tmp_path / 'empty'}"
+
+
+def test_read_commands_on_a_storage_that_does_not_exist_fail(cli, tmp_path):
+    """Regression (issue 12): 'no runs' and exit 0 for a mistyped path."""
+    missing = tmp_path / "no" / "such" / "dir"
+    for args in (("runs",), ("info", "0"), ("info", "0", "peaks")):
+        proc = cli(*args, "--storage", missing, check=False)
+        assert proc.returncode == 1
+        assert f"storage {missing} does not exist" in proc.stderr
+    assert not missing.exists()
 
 
 def test_persist_rechunks_the_demo(demo_dir):
@@ -141,7 +152,7 @@ def test_persist_rechunks_the_demo(demo_dir):
         cwd=demo_dir,
     )
     out = proc.stdout
-    assert "deleted _demo-peaks-" in out
+    assert "stored _demo-peaks-" in out and "persisted _demo" in out
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("persisted _demo: 300 rows in ")
     assert "MB/s" in summary

@@ -32,7 +32,7 @@ def test_conf_file_and_packaged_defaults_are_identical():
 def test_defaults():
     s = load_config()
     assert s.storage == ["./dastrax_data"]
-    assert s.scheduler == "threads"
+    assert s.scheduler == "auto"
     assert s.chunk_target_size_mb == 200
     assert s.compressor == "blosc-lz4"
     assert s.progress is True and s.write_superruns is False
@@ -54,7 +54,7 @@ def test_file_changes_only_its_keys(tmp_path):
     assert s.storage == ["/data/a"]
     assert s.chunk_target_size_mb == 5
     assert s.config == {"bonus_area": 3}
-    assert s.scheduler == "threads"  # from the defaults
+    assert s.scheduler == "auto"  # from the defaults
     assert len(s.plugins) == 3
     assert s.sources == (str(DEFAULT_CONFIG_PATH), str(f))
 

@@ -308,9 +308,9 @@ def test_plugin_returning_wrong_dtype(st, storage_dir):
 
 
 def test_unknown_config_key_warns_once(st):
-    st.set_config({"bonus_aera": 1})
-    with pytest.warns(UnknownConfigWarning, match="bonus_aera"):
-        st.key_for("0", "peaks")
+    with pytest.warns(UnknownConfigWarning, match="bonus_aera.*Did you mean 'bonus_area'") as rec:
+        st.set_config({"bonus_aera": 1})
+    assert rec[0].filename == __file__  # the user's line, not dastrax's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         st.key_for("0", "peaks")

@@ -33,7 +33,7 @@ from _crash_scripts.helpers import (
 from conftest import make_context
 
 import dastrax
-from dastrax.storage import Appender
+from dastrax.storage.zarr_writer import ZarrGroupWriter as Appender
 
 #: 24 chunks of 500 rows: 12 000 peaks (about 15 MB) a run; a zarr chunk holds 1250 rows
 CONFIG = {"n_chunks": 24, "recs_per_chunk": 500, "chunk_ns": 1000}
@@ -188,8 +188,11 @@ def test_run_document_writes_killed(seeded, tmp_path):
     runs = str(storage / "runs") + "/"
     pause = {"at": "replace", "contains": runs}
 
-    # a new superrun: killed before its document is in place, it is not defined
-    args = writer_args(storage, tmp_path, "define_run", pause, name="_new", data=["0"])
+    # a new superrun: killed before its document is in place (created exclusively, by a
+    # hard link), it is not defined
+    args = writer_args(
+        storage, tmp_path, "define_run", {**pause, "at": "link"}, name="_new", data=["0"]
+    )
     kill_at(args, tmp_path)
     st = context(storage)
     assert "_new" not in st.list_runs()
@@ -286,7 +289,7 @@ def test_late_writes_after_an_abort_leave_nothing(storage_dir):
     data = np.zeros(3000, rows)
     data["time"] = np.arange(3000)
     data["length"] = data["dt"] = 1
-    app = frontend.appender("9-peaks-aaaaaaaaaa", rows, None, "peaks")
+    app = frontend.writer("9-peaks-aaaaaaaaaa", rows, None, "peaks")
     state = app.append(data[:1000], 0, 1000)
     app.abort()
     assert frontend.temporary_paths() == []
@@ -298,7 +301,7 @@ def test_late_writes_after_an_abort_leave_nothing(storage_dir):
     assert frontend.temporary_paths() == []
     assert not frontend.has("9-peaks-aaaaaaaaaa")
     # an abort after the commit changes nothing
-    app = frontend.appender("9-peaks-aaaaaaaaaa", rows, None, "peaks")
+    app = frontend.writer("9-peaks-aaaaaaaaaa", rows, None, "peaks")
     app.append(data, 0, 3000).commit({"run_id": "9"})
     app.abort()
     assert frontend.has("9-peaks-aaaaaaaaaa") and frontend.temporary_paths() == []
@@ -405,7 +408,7 @@ def test_object_store_commit_is_the_metadata_written_last():
     st.make("0", "records")
     key = str(st.key_for("0", "peaks"))
     # a writer that stopped before its commit, as a killed one does
-    app = frontend.appender(key, st._registry.plugin("peaks", "0").dtype, None, "peaks")
+    app = frontend.writer(key, st._registry.plugin("peaks", "0").dtype, None, "peaks")
     chunks = list(st.get_iter("0", "records"))
     state = app
     for c in chunks[:6]:

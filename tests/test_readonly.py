@@ -116,7 +116,7 @@ def test_a_context_with_only_readonly_storage_refuses_every_write(readonly_dir, 
         lambda: frontend.write_run_metadata("2", {"start": 40, "end": 50}),
         lambda: frontend.delete_run_metadata("0"),
         lambda: frontend.delete(str(st.key_for("0", "peaks"))),
-        lambda: frontend.appender("2-peaks-x", np.dtype([("time", np.int64)])),
+        lambda: frontend.writer("2-peaks-x", np.dtype([("time", np.int64)])),
         lambda: frontend.sweep(),
     ]:
         with pytest.raises(dastrax.InvalidRequest, match="writable|read-only"):

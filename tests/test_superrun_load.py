@@ -384,6 +384,7 @@ def _clone_runs(st, root, n):
         meta["run_id"] = run
         (chunk,) = meta["chunks"]
         chunk.update(run_id=run, start=t, end=t + 1, first_time=t, last_endtime=t + 1)
+        chunk["stats"] = {"time": [t, t], "endtime": [t + 1, t + 1]}
         changed = {
             pathlib.Path("zarr.json"): json.dumps(doc).encode(),
             pathlib.Path("time/c/0"): _encode_chunk(array_meta["time"], [t, t]),

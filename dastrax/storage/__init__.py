@@ -1,9 +1,17 @@
-"""Storage frontends: where stored data and run documents live.
+"""Storage: everything that touches bytes, behind one protocol.
 
-The superrun and loader code talks to storage only through the small protocol of
-:class:`StorageFrontend` (find a key, open its metadata, read a chunk's rows of a column,
-write and commit a group, read and write run documents); :class:`ZarrDirectory` is its
-implementation over a local directory or an fsspec URL.
+:class:`StorageFrontend` (find a key, list keys, write and commit a group, delete; run
+documents), :class:`StoredGroup` (a picklable handle that reads rows of a column) and
+:class:`GroupWriter` (append, commit, abort) are the whole interface; the rest of dastrax
+never imports zarr or fsspec or builds a path. Frontends are chosen by URL scheme
+(:func:`frontend_for`, open to third parties through the entry point group
+``dastrax.storage``):
+
+- :class:`ZarrDirectory` (and strax's name for it, :class:`DataDirectory`): zarr v3
+  groups on a local path or any fsspec URL;
+- :class:`~dastrax.storage.memory.MemoryDirectory`: ``memory://``;
+- ``StraxDirectory``: strax's own ``DataDirectory`` layout, read-only;
+- ``IcechunkRepository``: an icechunk repository, every write a commit.
 
 On-disk layout of a :class:`ZarrDirectory`::
 
@@ -12,6 +20,7 @@ On-disk layout of a :class:`ZarrDirectory`::
                                                   incl. the chunk table; consolidated
         <field>/zarr.json, <field>/c/<i>[/0...]    one array per field, rows first
     <root>/runs/<run_id>.json                     run documents
+    <root>/runs/attachments/<run_id>/<name>.npy   arrays beside a run document
     <root>/.tmp-<key>-<uuid>/                     a group being written (never listed):
         dastrax-writer.json                       its writer (host, pid), the token that
                                                   its commit or its abort takes
@@ -24,47 +33,39 @@ from __future__ import annotations
 
 import warnings
 
-from .codecs import (
-    DEFAULT_COMPRESSOR,
-    dtype_from_json,
-    dtype_to_json,
-    make_codecs,
-    normalize_compressor,
-)
-from .directory import StorageFrontend, StorageList, ZarrDirectory
-from .layout import RUNS_DIR, STALE_TMP_SECONDS, TMP_PREFIX, WRITER_FILE
-from .reading import read_block
-from .writing import (
-    CAPACITY,
-    MAX_ZARR_CHUNK_BYTES,
-    MIN_ZARR_CHUNK_BYTES,
-    Appender,
-    WriteTarget,
-    finish_group,
-    zarr_chunk_rows,
-)
+from .base import GroupWriter, StorageFrontend, StoredGroup
+from .codecs import DEFAULT_COMPRESSOR, dtype_from_json, dtype_to_json, normalize_compressor
+from .multi import StorageList
+from .registry import frontend_for
+from .zarr_directory import DataDirectory, ZarrDirectory
+from .zarr_writer import zarr_chunk_rows
 
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
 
 __all__ = [
-    "CAPACITY",
     "DEFAULT_COMPRESSOR",
-    "MAX_ZARR_CHUNK_BYTES",
-    "MIN_ZARR_CHUNK_BYTES",
-    "RUNS_DIR",
-    "STALE_TMP_SECONDS",
-    "TMP_PREFIX",
-    "WRITER_FILE",
-    "Appender",
+    "DataDirectory",
+    "GroupWriter",
     "StorageFrontend",
     "StorageList",
-    "WriteTarget",
+    "StoredGroup",
     "ZarrDirectory",
     "dtype_from_json",
     "dtype_to_json",
-    "finish_group",
-    "make_codecs",
+    "frontend_for",
     "normalize_compressor",
-    "read_block",
     "zarr_chunk_rows",
 ]
+
+
+def __getattr__(name: str):
+    # optional frontends, imported when first used
+    if name == "StraxDirectory":
+        from .strax import StraxDirectory
+
+        return StraxDirectory
+    if name == "IcechunkRepository":
+        from .icechunk import IcechunkRepository
+
+        return IcechunkRepository
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -273,6 +273,7 @@ class StorageFrontend(abc.ABC):
         if self.readonly:
             raise InvalidRequest(f"storage {self.url} is read-only: nothing is written to it")
 
+    @abc.abstractmethod
     def check_exists(self) -> None:
         """Raise :class:`DataNotAvailable` naming the URL if the location does not exist
         (read commands on a storage location that does not exist fail)."""

@@ -44,19 +44,42 @@ STALE_TMP_SECONDS = 6 * 3600
 ORPHAN_TMP_SECONDS = 600
 
 
-def _is_local(url: str) -> bool:
+def is_local(url: str) -> bool:
+    """Whether ``url`` is a local path (or a ``file://`` URL)."""
     return "://" not in url or url.startswith("file://")
 
 
-def _local_path(url: str) -> str:
+def local_path(url: str) -> str:
+    """The path of a local ``url``."""
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+def freeze_options(options: dict | None) -> tuple:
+    """fsspec ``storage_options`` as a hashable, picklable tuple (nested dicts too)."""
+    if not options:
+        return ()
+    return tuple(
+        sorted((k, freeze_options(v) if isinstance(v, dict) else v) for k, v in options.items())
+    )
+
+
+def thaw_options(options: tuple) -> dict:
+    """Inverse of :func:`freeze_options`."""
+    return {k: thaw_options(v) if _is_frozen(v) else v for k, v in options}
+
+
+def _is_frozen(v) -> bool:
+    return isinstance(v, tuple) and all(isinstance(i, tuple) and len(i) == 2 for i in v) and bool(v)
+
+
 @functools.lru_cache(maxsize=256)
-def _zarr_store(root: str, readonly: bool):
-    if _is_local(root):
-        return zarr.storage.LocalStore(_local_path(root), read_only=readonly)
-    return zarr.storage.FsspecStore.from_url(root, read_only=readonly)
+def zarr_store(root: str, readonly: bool, options: tuple = ()):
+    """The zarr store of a storage directory (cached per process)."""
+    if is_local(root):
+        return zarr.storage.LocalStore(local_path(root), read_only=readonly)
+    return zarr.storage.FsspecStore.from_url(
+        root, read_only=readonly, storage_options=thaw_options(options) or None
+    )
 
 
 def _writer_gone(path: str) -> bool:

@@ -68,23 +68,27 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
 
         cls.compute = compute
     elif at == "read":
-        original_read = dastrax.loader.read_block
+        from dastrax.storage.zarr_group import ZarrGroup
 
-        def read_block(root, path, *args, **kwargs):
-            if path.endswith("/" + pause["column"]) and _count("read") > pause["after"]:
+        original_read = ZarrGroup.read
+
+        def read(self, field, *args, **kwargs):
+            if field == pause["column"] and _count("read") > pause["after"]:
                 hold()
-            return original_read(root, path, *args, **kwargs)
+            return original_read(self, field, *args, **kwargs)
 
-        dastrax.loader.read_block = read_block
+        ZarrGroup.read = read
     elif at == "commit":
-        original_commit = dastrax.storage.Appender.commit
+        from dastrax.storage.zarr_writer import ZarrGroupWriter
+
+        original_commit = ZarrGroupWriter.commit
 
         def commit(self, meta):
             if _count("commit") >= pause["nth"]:
                 hold()
             return original_commit(self, meta)
 
-        dastrax.storage.Appender.commit = commit
+        ZarrGroupWriter.commit = commit
     elif at == "rename":
         original_rename = os.rename
 
@@ -104,6 +108,15 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
             return original_replace(src, dst, *args, **kwargs)
 
         os.replace = replace
+    elif at == "link":  # the exclusive create of a new run document
+        original_link = os.link
+
+        def link(src, dst, *args, **kwargs):
+            if pause["contains"] in str(dst):
+                hold()
+            return original_link(src, dst, *args, **kwargs)
+
+        os.link = link
     else:
         raise SystemExit(f"unknown pause point {pause!r}")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CorruptData
+from ..errors import CorruptData
 
 __all__ = ["Layout", "group_attributes", "layout", "read_rows"]
 

@@ -1,7 +1,9 @@
-"""Writing groups: the append chain, zarr chunk sizing, and the atomic commit."""
+"""Writing groups of a ZarrDirectory: the append chain, zarr chunk sizing, and the
+atomic commit (a rename locally; the metadata document written last on object stores)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -11,13 +13,12 @@ import zarr
 import zarr.errors
 from zarr.core.sync import sync
 
-from .. import __version__
-from ..errors import (
-    DastraxError,
-)
-from ..plugin import endtime
+from .._version import __version__
+from ..chunks import chunk_stats, endtime
+from ..errors import DastraxError
+from .base import GroupWriter
 from .codecs import dtype_from_json, make_codecs
-from .layout import COMMIT_FILE, WRITER_FILE, _discard, _local_path, _zarr_store
+from .layout import COMMIT_FILE, WRITER_FILE, _discard, local_path, thaw_options, zarr_store
 
 #: largest uncompressed zarr chunk of one column, in bytes
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
@@ -50,7 +51,7 @@ def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
 
 
 @dataclass(frozen=True)
-class Appender:
+class ZarrGroupWriter(GroupWriter):
     """The state of one group being written, appended to in time order.
 
     It is immutable and picklable: :meth:`append` returns a new state, so a chain of
@@ -67,6 +68,8 @@ class Appender:
     dtype: list
     compressor: dict
     data_kind: str = "rows"
+    options: tuple = ()
+    overwrite: bool = False
     chunk_rows: int = 0
     created: bool = False
     n: int = 0
@@ -81,11 +84,14 @@ class Appender:
     @property
     def folder(self) -> str:
         """The local temporary folder holding the group and its writer file."""
-        return os.path.dirname(os.path.join(_local_path(self.root), self.path))
+        return os.path.dirname(os.path.join(local_path(self.root), self.path))
+
+    def _store(self):
+        return zarr_store(self.root, False, self.options)
 
     def group(self):
         """The zarr group being written."""
-        return zarr.open_group(_zarr_store(self.root, False), path=self.path, mode="a")
+        return zarr.open_group(self._store(), path=self.path, mode="a")
 
     def array(self, name: str) -> WriteTarget:
         """Array ``name`` of the group, as a target of writes (e.g. ``dask.array.store``).
@@ -106,7 +112,7 @@ class Appender:
         arr = _WRITE_ARRAYS.get(cache_key)
         if arr is None:
             arr = zarr.open_array(
-                _zarr_store(self.root, False),
+                self._store(),
                 path=f"{self.path}/{name}",
                 mode="r+",
                 config={"write_empty_chunks": True},
@@ -121,12 +127,14 @@ class Appender:
         extra: dict | None = None,
         attributes: dict | None = None,
         rows: int | None = None,
-    ) -> Appender:
+    ) -> ZarrGroupWriter:
         """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group.
 
         Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
         ``base_rows``; never more than ``total_rows`` when that is known (a zarr chunk is
         stored whole, so a tiny array in a big chunk would cost a big chunk's bytes).
+        Idempotent: arrays that exist with the same shape and chunks are kept (a task
+        rerun after its worker died goes on where it was); others are replaced.
         """
         dt = self.np_dtype
         fields = {name: dt.fields[name][0] for name in dt.names}
@@ -137,10 +145,11 @@ class Appender:
             rows = min(rows, total_rows)
         group = self.group()
         for name, sub in fields.items():
-            group.create_array(
-                name,
-                shape=(total_rows or CAPACITY, *sub.shape),
-                chunks=(rows, *sub.shape),
+            shape = (total_rows or CAPACITY, *sub.shape)
+            chunks = (rows, *sub.shape)
+            kwargs = dict(
+                shape=shape,
+                chunks=chunks,
                 dtype=sub.base,
                 compressors=make_codecs(self.compressor),
                 fill_value=0,
@@ -149,6 +158,12 @@ class Appender:
                 config={"write_empty_chunks": True},
                 attributes=dict(attributes or {}) if name != "subrun" else {},
             )
+            try:
+                group.create_array(name, **kwargs)
+            except zarr.errors.ContainsArrayError:
+                old = group[name]
+                if old.shape != shape or old.chunks != chunks or old.dtype != sub.base:
+                    group.create_array(name, overwrite=True, **kwargs)
         return replace(self, chunk_rows=rows, created=True)
 
     def append(
@@ -158,7 +173,7 @@ class Appender:
         end: int,
         subruns: dict | None = None,
         run_id: str | None = None,
-    ) -> Appender:
+    ) -> ZarrGroupWriter:
         """Add one logical chunk ``[start, end)`` holding ``data``; return the new state."""
         state = self
         tail = (
@@ -195,6 +210,7 @@ class Appender:
             "nbytes": int(data.nbytes),
             "run_id": run_id,
             "subruns": subruns,
+            "stats": chunk_stats(data),
         }
         return replace(
             state, n=state.n + len(data), written=written, tail=tail, chunks=(*state.chunks, chunk)
@@ -271,11 +287,26 @@ class Appender:
                     return  # being committed: the commit completes or removes it
             _discard(folder, folder)
         else:
-            from .directory import ZarrDirectory
+            import fsspec
 
-            frontend = ZarrDirectory(self.root)
-            if not frontend.has(self.key) and frontend.fs.exists(frontend._p(self.path)):
-                frontend.fs.rm(frontend._p(self.path), recursive=True)
+            fs, root = fsspec.core.url_to_fs(self.root, **thaw_options(self.options))
+            path = f"{root.rstrip('/')}/{self.path}"
+            with contextlib.suppress(FileNotFoundError):
+                if not fs.exists(f"{path}/zarr.json") or not _committed_doc(fs, path):
+                    fs.rm(path, recursive=True)
+
+    def with_rows(self, n: int) -> ZarrGroupWriter:
+        return replace(self, n=n, written=n)
+
+
+def _committed_doc(fs, path: str) -> bool:
+    """Whether the group at ``path`` has its committed metadata (an object store's commit)."""
+    import json
+
+    try:
+        return "dastrax" in json.loads(fs.cat_file(f"{path}/zarr.json")).get("attributes", {})
+    except (OSError, ValueError):
+        return False
 
 
 def _forget_arrays(root: str, path: str) -> None:
@@ -283,7 +314,7 @@ def _forget_arrays(root: str, path: str) -> None:
         _WRITE_ARRAYS.pop(cache_key, None)
 
 
-def finish_group(state: Appender, meta: dict) -> None:
+def finish_group(state: ZarrGroupWriter, meta: dict) -> None:
     """Store the metadata and consolidate, then commit: rename the group from its
     temporary folder to the key (locally) — on object stores the metadata write itself is
     the commit.
@@ -293,7 +324,7 @@ def finish_group(state: Appender, meta: dict) -> None:
     it first, the commit gives up. If anything fails after that, the folder is removed.
     """
     _forget_arrays(state.root, state.path)
-    root = _local_path(state.root)
+    root = local_path(state.root)
     src, dst = os.path.join(root, state.path), os.path.join(root, state.key)
     folder = state.folder
     if state.local:
@@ -307,14 +338,18 @@ def finish_group(state: Appender, meta: dict) -> None:
     try:
         group = state.group()
         group.update_attributes({"dastrax": meta})
-        zarr.consolidate_metadata(_zarr_store(state.root, False), path=state.path)
+        zarr.consolidate_metadata(state._store(), path=state.path)
         if state.local:
             try:
                 os.rename(src, dst)
             except OSError:
                 if not os.path.exists(os.path.join(dst, "zarr.json")):
                     raise
-                # another writer committed first: same lineage, same data; ours goes
+                if state.overwrite:
+                    # the new group takes the key in one step; the old one goes with the
+                    # temporary folder below
+                    exchange(src, dst)
+                # else another writer committed first: same lineage, same data; ours goes
     except BaseException:
         if state.local:
             _discard(folder, folder)
@@ -323,14 +358,34 @@ def finish_group(state: Appender, meta: dict) -> None:
         _discard(folder, folder)  # the writer file (and the group, if it lost)
 
 
+def exchange(a: str, b: str) -> None:
+    """Swap paths ``a`` and ``b`` atomically (Linux ``renameat2(RENAME_EXCHANGE)``); where
+    that is not available, ``b`` is moved aside, then ``a`` renamed to ``b``."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        fn = None
+    if fn is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    aside = f"{a}.old"
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
 class WriteTarget:
     """Array ``name`` of a group being written, as a target of ``dask.array.store``.
 
     Picklable (the array is opened where it is written); every write is followed by
-    :meth:`Appender.check_not_aborted`.
+    :meth:`ZarrGroupWriter.check_not_aborted`.
     """
 
-    def __init__(self, appender: Appender, name: str):
+    def __init__(self, appender: ZarrGroupWriter, name: str):
         self.appender = appender
         self.name = name
 

@@ -1,0 +1,123 @@
+"""What a load asks for, in strax's spellings too: keyword arguments normalised and
+checked before anything is read or made."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidRequest
+
+__all__ = ["LoadRequest", "load_request"]
+
+#: strax's keyword -> dastrax's (accepted as aliases)
+ALIASES = {
+    "keep_columns": "columns",
+    "selection_str": "selection",
+    "progress_bar": "progress",
+    "_check_lineage_per_run_id": "check_lineage",
+}
+#: keywords of every load besides the aliases
+KNOWN = (
+    "columns",
+    "time_range",
+    "seconds_range",
+    "time_within",
+    "selection",
+    "check_lineage",
+    "progress",
+    "version",
+    "combining",
+    "make",
+)
+
+
+@dataclass
+class LoadRequest:
+    """A load's options, normalised."""
+
+    columns: list[str] | None = None
+    time_range: tuple[int, int] | None = None
+    selection: object = None
+    check_lineage: bool = True
+    progress: bool | None = None
+    version: int | None = None
+    combining: bool = False
+    make: bool = True
+
+
+def load_request(
+    run_ids, kwargs: dict, run_start: Callable[[str], int] | None = None
+) -> LoadRequest:
+    """Normalise the keyword arguments of ``get_array`` & co.
+
+    ``seconds_range`` (seconds since the run's start; one run id) and ``time_within`` (a
+    row or array whose ``time``/``endtime`` give the range) become ``time_range``; strax's
+    names (``keep_columns``, ``selection_str``, ``progress_bar``) are accepted; an unknown
+    keyword is refused naming the dastrax spelling closest to it.
+    """
+    given = {}
+    for k, v in kwargs.items():
+        name = ALIASES.get(k, k)
+        if name not in KNOWN:
+            close = difflib.get_close_matches(name, [*KNOWN, *ALIASES], n=1)
+            hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
+            raise InvalidRequest(f"unexpected argument {k!r}{hint} (loads take {', '.join(KNOWN)})")
+        if name in given and given[name] is not None and v is not None:
+            raise InvalidRequest(f"{k!r} and {name!r} given both: give one")
+        if v is not None or name not in given:
+            given[name] = v
+    req = LoadRequest(
+        **{k: given[k] for k in ("selection", "progress", "version") if k in given},
+        columns=_columns(given.get("columns")),
+        check_lineage=True if given.get("check_lineage") is None else given["check_lineage"],
+        combining=bool(given.get("combining") or False),
+        make=True if given.get("make") is None else bool(given["make"]),
+    )
+    ranges = [k for k in ("time_range", "seconds_range", "time_within") if given.get(k) is not None]
+    if len(ranges) > 1:
+        raise InvalidRequest(f"give one of {', '.join(ranges)}, not several")
+    if given.get("time_range") is not None:
+        req.time_range = given["time_range"]
+    elif given.get("seconds_range") is not None:
+        if not isinstance(run_ids, str) or run_start is None:
+            raise InvalidRequest("seconds_range needs one run id (seconds since its start)")
+        try:
+            s, e = (float(x) for x in given["seconds_range"])
+        except (TypeError, ValueError):
+            raise InvalidRequest(
+                f"seconds_range must be (start_s, end_s): got {given['seconds_range']!r}"
+            ) from None
+        t0 = run_start(run_ids)
+        req.time_range = (t0 + round(s * 1e9), t0 + round(e * 1e9))
+    elif given.get("time_within") is not None:
+        req.time_range = _within(given["time_within"])
+    return req
+
+
+def _columns(columns):
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        return [columns]
+    return list(columns)
+
+
+def _within(row) -> tuple[int, int]:
+    try:
+        names = row.dtype.names if hasattr(row, "dtype") else tuple(row.keys())
+        time = np.asarray(row["time"]).min()
+        if "endtime" in names:
+            end = np.asarray(row["endtime"]).max()
+        else:
+            end = (
+                np.asarray(row["time"]) + np.asarray(row["length"]) * np.asarray(row["dt"])
+            ).max()
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError):
+        raise InvalidRequest(
+            "time_within takes a row or array with 'time' and 'endtime' (or 'length', 'dt')"
+        ) from None
+    return int(time), int(end)

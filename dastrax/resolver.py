@@ -1,0 +1,298 @@
+"""From what the user asks (run ids, superruns, targets, a time range) to the stored
+groups to read: superruns flattened, keys found, lineages checked, missing data made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .catalog import Catalog
+from .errors import DataNotAvailable, InvalidRequest, LineageMismatch, RunMetadataNotAvailable
+from .lineage import DataKey, canonical, deterministic_hash
+from .loader import Resolved, Source
+from .names import is_superrun_id, validate_run_id
+from .registry import PluginRegistry
+from .storage import StorageList, StoredGroup
+
+__all__ = ["Resolved", "Resolver", "intersect_ranges"]
+
+
+def intersect_ranges(ranges, time_range):
+    """``ranges`` (or everything, if None) cut to ``time_range`` (or left, if None)."""
+    if time_range is None:
+        return None if ranges is None else tuple(tuple(r) for r in ranges)
+    ts, te = time_range
+    if ranges is None:
+        return ((ts, te),)
+    out = []
+    for s, e in ranges:
+        s, e = max(s, ts), min(e, te)
+        if s < e:
+            out.append((s, e))
+    return tuple(out)
+
+
+class Resolver:
+    """Resolves loads over a registry, storage and catalog.
+
+    Parameters
+    ----------
+    registry
+        The registered plugins and their configuration (lineages, keys).
+    storage
+        The frontends data is found in.
+    catalog
+        Run documents and superrun definitions.
+    make
+        ``make(requests, progress)`` makes and stores what is missing of
+        ``[(run_id, [data_type, ...]), ...]`` (the context's maker).
+    """
+
+    def __init__(
+        self,
+        registry: PluginRegistry,
+        storage: StorageList,
+        catalog: Catalog,
+        make: Callable[..., list[str]],
+    ):
+        self.registry = registry
+        self.storage = storage
+        self.catalog = catalog
+        self.make = make
+
+    # -- keys -------------------------------------------------------------------------
+    def flat(self, run_id: str) -> list[tuple[str, object]]:
+        """The flattened definition of superrun ``run_id``."""
+        return self.catalog.flat(run_id)
+
+    def key(self, run_id: str, data_type: str) -> DataKey:
+        """The key of ``data_type`` of ``run_id`` (regular runs and superruns).
+
+        A data type that no registered plugin provides is looked up among the stored
+        keys (strax's data, imported data): its lineage is the one stored beside it.
+        """
+        validate_run_id(run_id)
+        if is_superrun_id(run_id):
+            return self.superrun_key(run_id, data_type)
+        return self.regular_key(run_id, data_type)
+
+    def regular_key(self, run_id: str, data_type: str) -> DataKey:
+        if data_type in self.registry.plugins:
+            return self.registry.key(run_id, data_type)
+        group = self.stored_only(run_id, data_type)
+        meta = group.meta
+        return DataKey(run_id, data_type, group.key.rsplit("-", 1)[1], meta.get("lineage") or {})
+
+    def stored_only(self, run_id: str, data_type: str) -> StoredGroup:
+        """The one stored group of an unregistered ``data_type`` of ``run_id``."""
+        found = self.storage.find_data(run_id, data_type)
+        if not found:
+            known = ", ".join(sorted(self.registry.plugins)) or "none"
+            raise DataNotAvailable(
+                f"unknown data type {data_type!r} for run {run_id!r}: no registered plugin "
+                f"provides it (registered: {known}) and none is stored; register its "
+                "plugin with st.register(...)"
+            )
+        if len(found) > 1:
+            choose = getattr(found[0], "choose_hint", "")
+            raise InvalidRequest(
+                f"{data_type} of run {run_id!r} is stored with several lineages "
+                f"({', '.join(g.key for g in found)}); register the plugin that made the "
+                f"one you want{choose}"
+            )
+        return found[0]
+
+    def data_kind(self, data_type: str, run_id: str | None = None) -> str:
+        if data_type in self.registry.plugins or run_id is None:
+            return self.registry.data_kind(data_type)
+        run = run_id
+        if is_superrun_id(run_id):
+            run = self.flat(run_id)[0][0]
+        return self.stored_only(run, data_type).meta.get("data_kind", data_type)
+
+    def same_kind(self, targets: list[str], run_id: str | None = None) -> str:
+        """The one data kind of ``targets``; refuses targets of different kinds."""
+        kinds = {t: self.data_kind(t, run_id) for t in targets}
+        if len(set(kinds.values())) != 1:
+            raise InvalidRequest(
+                f"targets of different data kinds cannot be combined in one call: {kinds}; "
+                "load them separately"
+            )
+        return next(iter(kinds.values()))
+
+    def superrun_key(self, run_id: str, data_type: str, flat=None) -> DataKey:
+        """Key of superrun ``run_id``'s stored ``data_type``; subruns must share a lineage.
+
+        Each distinct lineage is canonicalised and hashed once, however many subruns."""
+        flat = flat if flat is not None else self.flat(run_id)
+        lineages: dict[str, tuple[str, object]] = {}
+        for sub, _ranges in flat:
+            key = self.regular_key(sub, data_type)
+            lineages.setdefault(key.lineage_hash, (sub, key.lineage))
+        if len(lineages) > 1:
+            detail = ", ".join(f"{sub}: {h}" for h, (sub, _) in lineages.items())
+            raise LineageMismatch(
+                f"subruns of superrun {run_id!r} have different lineages for {data_type!r} "
+                f"({detail}), e.g. from per-run defaults; one store holds one lineage, so "
+                "it cannot be stored as one superrun (it can still be loaded)"
+            )
+        lineage = canonical(next(iter(lineages.values()))[1])
+        h = deterministic_hash({"lineage": lineage, "superrun": [[s, _plain(r)] for s, r in flat]})
+        return DataKey(run_id, data_type, h, lineage)
+
+    # -- the load ---------------------------------------------------------------------
+    def resolve(
+        self,
+        run_ids,
+        targets,
+        time_range=None,
+        check_lineage: bool = True,
+        make: bool = True,
+        progress: bool = False,
+        stored: bool = True,
+    ) -> Resolved:
+        """Sources for loading ``targets`` of ``run_ids``, making what is missing
+        (unless ``make`` is false: then missing data raises :class:`DataNotAvailable`
+        naming the lineages that are stored). With ``stored=False`` superruns are
+        loaded from their subruns even where they are stored."""
+        if isinstance(targets, str):
+            targets = [targets]
+        targets = list(dict.fromkeys(targets))
+        if not targets:
+            raise InvalidRequest("no target data type given")
+        runs = _run_list(run_ids)
+        time_range = check_time_range(time_range)
+        kind = self.same_kind(targets, runs[0])
+
+        # one plan entry per source: (label, run, ranges, subrun index, stored superrun?)
+        plan, subruns = [], []
+        for label in runs:
+            if is_superrun_id(label):
+                flat = self.flat(label)
+                keys = self._superrun_keys(label, targets, flat)
+                groups = [self.storage.find(str(k)) for k in keys.values()] if keys else []
+                groups = groups if stored else []
+                if groups and all(groups):
+                    plan.append(
+                        (label, label, intersect_ranges(None, time_range), len(subruns), keys)
+                    )
+                    subruns.extend(groups[0].meta["subruns"])
+                    continue
+                for sub, ranges in flat:
+                    ranges = None if _is_all(ranges) else ranges
+                    cut = intersect_ranges(ranges, time_range)
+                    if self._touches(cut, ranges, sub, time_range):
+                        plan.append((label, sub, cut, len(subruns), None))
+                    subruns.append(sub)
+            else:
+                plan.append((label, label, intersect_ranges(None, time_range), len(subruns), None))
+                subruns.append(label)
+
+        # make what is missing, all runs together
+        keys: dict[tuple[str, str], DataKey] = {}
+        missing: dict[str, list[str]] = {}
+        for _label, run, _ranges, _i, sr_keys in plan:
+            if sr_keys:
+                continue
+            for t in targets:
+                key = keys.setdefault((run, t), self.regular_key(run, t))
+                if self.storage.find(str(key)) is None:
+                    missing.setdefault(run, []).append(t)
+        if missing:
+            if not make:
+                raise self.not_stored(missing, keys)
+            self.make(list(missing.items()), progress)
+
+        sources = []
+        for label, run, ranges, i, sr_keys in plan:
+            groups = []
+            for t in targets:
+                key = sr_keys[t] if sr_keys else keys[(run, t)]
+                group = self.storage.find(str(key))
+                if group is None:
+                    raise DataNotAvailable(f"{key} is not stored and could not be made")
+                if check_lineage and canonical(group.meta.get("lineage")) != canonical(key.lineage):
+                    raise LineageMismatch(
+                        f"stored {t} of run {run!r} ({key}) was made with lineage "
+                        f"{deterministic_hash(canonical(group.meta.get('lineage')))}, but "
+                        f"lineage {deterministic_hash(canonical(key.lineage))} is requested; "
+                        "make it again, or pass check_lineage=False to load it anyway"
+                    )
+                groups.append((t, group))
+            sources.append(Source(run, label, tuple(groups), i, ranges, bool(sr_keys)))
+        dtype = None
+        if not sources and targets[0] in self.registry.plugins:
+            dtype = self.registry.plugin(targets[0], "0").dtype
+        return Resolved(sources, subruns, targets, kind, dtype)
+
+    def not_stored(self, missing: dict[str, list[str]], keys) -> DataNotAvailable:
+        """The error for data that is not stored and is not to be made: it names the
+        lineages of that data type that *are* stored (e.g. made with other options)."""
+        run, ts = next(iter(missing.items()))
+        t = ts[0]
+        others = [g.key for g in self.storage.find_data(run, t)]
+        stored = (
+            f"stored are {', '.join(others)} (other options or versions: give the options "
+            "they were made with, e.g. --set OPTION=VALUE)"
+            if others
+            else f"no lineage of {t} of run {run!r} is stored"
+        )
+        more = sum(len(v) for v in missing.values()) - 1
+        also = f" (and {more} more missing)" if more else ""
+        return DataNotAvailable(
+            f"{t} of run {run!r} ({keys[(run, t)]}) is not stored{also}; {stored}. Make it "
+            "with st.make (command line: --make)"
+        )
+
+    def _superrun_keys(self, label, targets, flat) -> dict | None:
+        """The superrun's key of each target, or None if its subruns' lineages differ."""
+        try:
+            return {t: self.superrun_key(label, t, flat) for t in targets}
+        except LineageMismatch:
+            return None
+
+    def _touches(self, cut, ranges, sub, time_range) -> bool:
+        """Whether a subrun has anything inside the time range (so must be loaded)."""
+        if time_range is None:
+            return True
+        if ranges is not None:
+            return bool(cut)
+        try:
+            doc = self.catalog.run_metadata(sub)
+        except RunMetadataNotAvailable:
+            return True
+        return doc["start"] < time_range[1] and doc["end"] > time_range[0]
+
+
+def _is_all(ranges) -> bool:
+    return isinstance(ranges, str) and ranges == "all"
+
+
+def _plain(ranges):
+    return ranges.tolist() if hasattr(ranges, "tolist") else ranges
+
+
+def _run_list(run_ids) -> list[str]:
+    if isinstance(run_ids, str):
+        runs = [run_ids]
+    elif isinstance(run_ids, (list, tuple)) or hasattr(run_ids, "tolist"):
+        runs = [str(r) if hasattr(r, "dtype") else r for r in run_ids]
+    else:
+        runs = [validate_run_id(run_ids)]
+    if not runs:
+        raise InvalidRequest("no run id given")
+    for r in runs:
+        validate_run_id(r)
+    return runs
+
+
+def check_time_range(time_range):
+    """``time_range`` as ``(start, end)`` ns integers, or None."""
+    if time_range is None:
+        return None
+    try:
+        start, end = (int(x) for x in time_range)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"time_range must be (start_ns, end_ns): got {time_range!r}") from None
+    if end < start:
+        raise InvalidRequest(f"time_range {time_range!r} ends before it starts")
+    return start, end

@@ -1,0 +1,131 @@
+"""Several storage frontends in search order: reads search them in order, writes go to
+the first writable one."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from .base import StorageFrontend, StoredGroup
+from .registry import frontend_for
+
+__all__ = ["StorageList"]
+
+
+class StorageList:
+    """Frontends in search order (paths and URLs become frontends by their scheme)."""
+
+    def __init__(self, frontends=None):
+        if frontends is None:
+            frontends = []
+        if not isinstance(frontends, (list, tuple)):
+            frontends = [frontends]
+        self.frontends: list[StorageFrontend] = [
+            frontend_for(f) if isinstance(f, (str, os.PathLike)) else f for f in frontends
+        ]
+        for f in self.frontends:
+            if not isinstance(f, StorageFrontend):
+                raise InvalidRequest(
+                    f"storage must be paths, URLs or StorageFrontend objects: got {f!r}"
+                )
+
+    def __iter__(self):
+        return iter(self.frontends)
+
+    def __len__(self) -> int:
+        return len(self.frontends)
+
+    def find(self, key: str) -> StoredGroup | None:
+        """The first complete, committed group stored under ``key``."""
+        for f in self.frontends:
+            group = f.find(key)
+            if group is not None:
+                return group
+        return None
+
+    def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
+        """Every stored group of ``data_type`` of ``run_id``, whatever its lineage (the
+        first frontend holding a key wins)."""
+        seen: dict[str, StoredGroup] = {}
+        for f in self.frontends:
+            for g in f.find_data(run_id, data_type):
+                seen.setdefault(g.key, g)
+        return list(seen.values())
+
+    def writable(self) -> StorageFrontend:
+        for f in self.frontends:
+            if not f.readonly:
+                return f
+        raise InvalidRequest(
+            "no writable storage: every frontend is read-only; add a writable ZarrDirectory "
+            "to the context's storage"
+        )
+
+    def delete_everywhere(self, prefix: str) -> list[str]:
+        """Delete every stored key starting with ``prefix`` from the writable frontends."""
+        deleted = []
+        for f in self.frontends:
+            if not f.readonly:
+                for key in f.keys(prefix):
+                    f.delete(key)
+                    deleted.append(key)
+        return deleted
+
+    def check_exists(self) -> None:
+        """Raise :class:`DataNotAvailable` if no frontend's location exists."""
+        errors = []
+        for f in self.frontends:
+            try:
+                f.check_exists()
+                return
+            except DataNotAvailable as e:
+                errors.append(str(e))
+        if errors:
+            raise DataNotAvailable("; ".join(errors))
+
+    def run_metadata(self, run_id: str) -> tuple[dict, StorageFrontend]:
+        """The first run document of ``run_id``, and the frontend holding it."""
+        for f in self.frontends:
+            if not f.provide_run_metadata:
+                continue
+            try:
+                return f.run_metadata(run_id), f
+            except RunMetadataNotAvailable:
+                continue
+        where = ", ".join(f.url for f in self.frontends) or "no storage configured"
+        raise RunMetadataNotAvailable(
+            f"no run document for run {run_id!r} (searched {where}); "
+            "write one with st.write_run_metadata(run_id, {'start': ..., 'end': ...})"
+        )
+
+    def run_metadata_writer(self, run_id: str | None = None) -> StorageFrontend:
+        """The frontend run documents are written to; with ``run_id``, refuse if a
+        read-only frontend searched before it holds that run's document (the new one
+        would be hidden behind it, and reads would go on returning the old one)."""
+        writer = next(
+            (f for f in self.frontends if not f.readonly and f.provide_run_metadata), None
+        )
+        if writer is None:
+            raise InvalidRequest("no writable storage provides run metadata")
+        for f in self.frontends:
+            if f is writer or run_id is None:
+                break
+            if not f.provide_run_metadata:
+                continue
+            try:
+                f.run_metadata(run_id)
+            except RunMetadataNotAvailable:
+                continue
+            raise InvalidRequest(
+                f"the run document of {run_id!r} is in read-only storage {f.url}, which is "
+                f"searched before {writer.url}: a new document would be hidden behind it. "
+                "Change it in that storage, or use another run id"
+            )
+        return writer
+
+    def list_runs(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for f in self.frontends:
+            if f.provide_run_metadata:
+                seen.update(dict.fromkeys(f.list_runs()))
+        return list(seen)

@@ -1,0 +1,538 @@
+"""ZarrDirectory: zarr v3 groups and JSON run documents in a local directory or under an
+fsspec URL (object stores, ``memory://``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+import warnings
+
+import fsspec
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    CorruptData,
+    DataNotAvailable,
+    InvalidRequest,
+    RunMetadataNotAvailable,
+)
+from ..names import validate_run_id
+from . import _fastread
+from .base import StorageFrontend
+from .codecs import dtype_to_json, normalize_compressor
+from .layout import (
+    GROUP_DIR,
+    RUNS_DIR,
+    TMP_PREFIX,
+    TRASH_SUFFIX,
+    WRITER_FILE,
+    _discard,
+    _run_writer_gone,
+    _writer_gone,
+    freeze_options,
+    is_local,
+    local_path,
+)
+from .zarr_group import ZarrGroup, _open_array
+from .zarr_writer import ZarrGroupWriter
+
+__all__ = ["DataDirectory", "ZarrDirectory"]
+
+#: the folder of run attachments, below the run documents' folder
+ATTACHMENTS_DIR = "attachments"
+
+
+class ZarrDirectory(StorageFrontend):
+    """A directory (local path or fsspec URL) of zarr v3 groups and run documents.
+
+    Parameters
+    ----------
+    path_or_url
+        Local directory, or an fsspec URL such as ``"s3://bucket/dastrax"`` or
+        ``"memory://scratch"``.
+    readonly
+        Never write here; reads still search it.
+    provide_run_metadata
+        Whether run documents are read from (and written to) this directory.
+    storage_options
+        fsspec options for the URL (credentials, endpoint...). They travel with every
+        handle to dask workers, so workers need no environment variables.
+
+    Raises
+    ------
+    ConfigError
+        The URL's protocol is unknown, or its fsspec driver is not installed.
+
+    Examples
+    --------
+    >>> import tempfile, dastrax
+    >>> d = dastrax.ZarrDirectory(tempfile.mkdtemp())
+    >>> d.write_run_metadata("0", {"name": "0", "start": 0, "end": 10})
+    >>> d.run_metadata("0")["end"]
+    10
+    """
+
+    def __init__(
+        self,
+        path_or_url,
+        readonly: bool = False,
+        provide_run_metadata: bool = True,
+        storage_options: dict | None = None,
+    ):
+        path = str(path_or_url)
+        self.local = is_local(path)
+        self.url = os.path.abspath(local_path(path)) if self.local else path.rstrip("/")
+        self.readonly = bool(readonly)
+        self.provide_run_metadata = bool(provide_run_metadata)
+        self.storage_options = dict(storage_options or {})
+        self._options = freeze_options(self.storage_options)
+        try:
+            self.fs, self._fs_root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        except (ValueError, ImportError, TypeError) as e:
+            raise ConfigError(f"cannot use storage {self.url!r}: {e}") from None
+        self._meta_cache: dict[str, tuple] = {}
+        self._swept = False  # whether this object swept the whole directory once
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.url, self.readonly, self.provide_run_metadata, self.storage_options or None),
+        )
+
+    # -- remote access ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _remote(self, what: str):
+        """Errors of an object store, as dastrax errors naming the URL."""
+        try:
+            yield
+        except (DataNotAvailable, RunMetadataNotAvailable, CorruptData, InvalidRequest):
+            raise
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # noqa: BLE001 - botocore & co: named by class
+            raise remote_error(self.url, what, e) from e
+
+    def _p(self, *parts: str) -> str:
+        return "/".join([self._fs_root.rstrip("/"), *parts])
+
+    def _read_bytes(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as f:
+                return f.read()
+        with self._remote(f"reading {path}"):
+            return self.fs.cat_file(path)
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        if self.local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+        else:
+            with self._remote(f"writing {path}"):
+                self.fs.pipe_file(path, data)
+
+    def _listdir(self, path: str) -> list[str]:
+        """Names in folder ``path`` (never a stale listing); [] if it does not exist."""
+        if self.local:
+            try:
+                return os.listdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        with self._remote(f"listing {path}"):
+            try:
+                self.fs.invalidate_cache(path)
+                entries = self.fs.ls(path, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in entries]
+
+    def check_exists(self) -> None:
+        """Raise :class:`DataNotAvailable` if the directory (or bucket) does not exist."""
+        if self.local:
+            ok = os.path.isdir(self._fs_root)
+        else:
+            with self._remote("opening the storage"):
+                self.fs.invalidate_cache()
+                try:
+                    ok = self.fs.exists(self._fs_root) or bool(self._listdir(self._fs_root))
+                except FileNotFoundError:
+                    ok = False
+                if not ok and "/" not in self._fs_root.strip("/"):
+                    ok = False
+        if not ok:
+            raise DataNotAvailable(
+                f"storage {self.url} does not exist; check the path (or bucket), or write "
+                "data there first"
+            )
+
+    # -- stored data ------------------------------------------------------------------
+    def find(self, key: str) -> ZarrGroup | None:
+        """The complete, committed group stored under ``key``, or None.
+
+        Reads one document (the group's ``zarr.json``), of which only the attributes
+        are decoded; locally it is remembered until the file changes.
+        """
+        try:
+            return ZarrGroup(self.url, key, self._metadata(key), self._options)
+        except DataNotAvailable:
+            return None
+
+    def metadata(self, key: str) -> dict:
+        """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
+        return self._metadata(key)
+
+    def _metadata(self, key: str) -> dict:
+        path = self._p(key, "zarr.json")
+        sig = None
+        if self.local:
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                self._meta_cache.pop(key, None)
+                raise DataNotAvailable(f"{key} is not stored in {self.url}") from None
+            except OSError as e:
+                raise _os_error(self.url, key, e) from e
+            sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+            hit = self._meta_cache.get(key)
+            if hit is not None and hit[0] == sig:
+                return hit[1]
+        try:
+            text = self._read_bytes(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise DataNotAvailable(f"{key} is not stored in {self.url}") from None
+        except OSError as e:
+            raise _os_error(self.url, key, e) from e
+        try:
+            meta = _fastread.group_attributes(text)["dastrax"]
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            raise CorruptData(
+                f"metadata document {path} is damaged ({e}); delete {self._p(key)} "
+                "and make the data again"
+            ) from e
+        except KeyError:
+            # a group without committed metadata: an interrupted write on an object store
+            raise DataNotAvailable(f"{key} is not (completely) stored in {self.url}") from None
+        if sig is not None:
+            if len(self._meta_cache) > 100_000:
+                self._meta_cache.clear()
+            self._meta_cache[key] = (sig, meta)
+        return meta
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Stored (committed) keys starting with ``prefix``; temporary folders skipped."""
+        names = self._listdir(self._fs_root)
+        out = [
+            n
+            for n in names
+            if n.startswith(prefix) and not n.startswith(".") and n != RUNS_DIR and "-" in n
+        ]
+        return sorted(k for k in out if self.has(k))
+
+    def delete(self, key: str) -> None:
+        """Delete the data stored under ``key`` (first hidden, then removed)."""
+        self.check_writable()
+        self._meta_cache.pop(key, None)
+        _open_array.cache_clear()
+        if self.local:
+            src = self._p(key)
+            if not os.path.exists(src):
+                return
+            _discard(src, self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"))
+            return
+        with self._remote(f"deleting {key}"):
+            if self.fs.exists(self._p(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._p(key, "zarr.json"))  # uncommits it first
+                self.fs.rm(self._p(key), recursive=True)
+
+    def writer(
+        self,
+        key: str,
+        dtype: np.dtype,
+        compressor: dict | None = None,
+        data_kind: str = "rows",
+        overwrite: bool = False,
+    ) -> ZarrGroupWriter:
+        """Start writing ``key``: a new temporary group (locally), swept of dead writers'
+        ones. With ``overwrite``, the commit replaces a stored ``key`` atomically (locally:
+        the new group is swapped in by one rename; on object stores the old group is
+        removed when the new one starts)."""
+        self.check_writable()
+        if self.local:
+            self._sweep_once()
+            self.sweep(key)
+            folder = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+            os.makedirs(self._p(folder))
+            with open(self._p(folder, WRITER_FILE), "w") as f:
+                json.dump(
+                    {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f
+                )
+            path = f"{folder}/{GROUP_DIR}"
+        else:
+            path = key
+            with self._remote(f"writing {key}"):
+                if self.fs.exists(self._p(key)) and (overwrite or not self.has(key)):
+                    self.delete(key)
+        return ZarrGroupWriter(
+            root=self.url,
+            key=key,
+            path=path,
+            local=self.local,
+            dtype=dtype_to_json(np.dtype(dtype)),
+            compressor=normalize_compressor(compressor),
+            data_kind=data_kind,
+            options=self._options,
+            overwrite=overwrite,
+        )
+
+    #: the name of the first loop (kept for callers of the old API)
+    appender = writer
+
+    def sweep(self, key: str | None = None) -> list[str]:
+        """Remove temporary folders of ``key`` (or all, and run documents' temporary
+        files) whose writers are gone. Returns the removed paths.
+
+        A folder is swept if its writer ran on this host and its process no longer exists,
+        if its writer (on another host) wrote nothing for
+        :data:`~dastrax.storage.layout.STALE_TMP_SECONDS`, if it has no writer file and is
+        older than :data:`~dastrax.storage.layout.ORPHAN_TMP_SECONDS`, or if it is being
+        deleted (``.trash``).
+        """
+        self.check_writable()
+        if not self.local or not os.path.isdir(self._fs_root):
+            return []
+        removed = []
+        for name in os.listdir(self._fs_root):
+            if not name.startswith(TMP_PREFIX):
+                continue
+            if key is not None and not name.startswith(f"{TMP_PREFIX}{key}-"):
+                continue
+            path = self._p(name)
+            if name.endswith(TRASH_SUFFIX) or _writer_gone(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        if key is None:
+            for path in self._run_temporaries():
+                if _run_writer_gone(path):
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
+                    removed.append(path)
+        return removed
+
+    def _sweep_once(self) -> None:
+        """Sweep the whole directory at this object's first write."""
+        if not self._swept:
+            self._swept = True
+            self.sweep()
+
+    def _run_temporaries(self) -> list[str]:
+        names = self._listdir(self._p(RUNS_DIR))
+        return [self._p(RUNS_DIR, n) for n in names if f".json{TMP_PREFIX}" in n]
+
+    def temporary_paths(self) -> list[str]:
+        """Temporary folders and files present (writes in progress or left by crashes)."""
+        if not self.local or not os.path.isdir(self._fs_root):
+            return []
+        return sorted(
+            [self._p(n) for n in os.listdir(self._fs_root) if n.startswith(TMP_PREFIX)]
+            + self._run_temporaries()
+        )
+
+    # -- run documents ----------------------------------------------------------------
+    def _run_path(self, run_id: str) -> str:
+        return self._p(RUNS_DIR, f"{validate_run_id(run_id)}.json")
+
+    def run_document_path(self, run_id: str) -> str:
+        """Where the run document of ``run_id`` is (for messages)."""
+        path = self._run_path(run_id)
+        return path if self.local else f"{self.fs.unstrip_protocol(path)}"
+
+    def run_metadata(self, run_id: str) -> dict:
+        """The stored run document of ``run_id`` (``name`` from the file name if absent)."""
+        path = self._run_path(run_id)
+        try:
+            text = self._read_bytes(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise RunMetadataNotAvailable(
+                f"no run document for run {run_id!r} in {self.url}"
+            ) from None
+        except OSError as e:
+            raise CorruptData(f"cannot read run document {path}: {e}") from e
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CorruptData(f"run document {path} is damaged ({e}); write it again") from e
+        if isinstance(doc, dict):
+            doc.setdefault("name", run_id)
+        return doc
+
+    def write_run_metadata(self, run_id: str, doc: dict) -> None:
+        """Write (atomically) the run document of ``run_id``."""
+        self.check_writable()
+        if self.local:
+            self._sweep_once()
+        self._write_bytes(self._run_path(run_id), _dumps(doc, run_id))
+
+    def create_run_metadata(self, run_id: str, doc: dict) -> bool:
+        """Write the run document of ``run_id`` only if there is none (exclusively:
+        locally a hard link that fails if the file exists; on object stores a
+        create-if-absent write where the store supports it). Whether it was written."""
+        self.check_writable()
+        path = self._run_path(run_id)
+        data = _dumps(doc, run_id)
+        if not self.local:
+            with self._remote(f"writing {path}"):
+                try:
+                    with self.fs.open(path, "xb") as f:
+                        f.write(data)
+                    return True
+                except FileExistsError:
+                    return False
+                except (ValueError, NotImplementedError, TypeError):
+                    return super().create_run_metadata(run_id, doc)
+        self._sweep_once()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+
+    def _attachment_path(self, run_id: str, name: str) -> str:
+        from ..names import validate_run_id as _check
+
+        _check(name.replace(".", "_") if name else name)
+        return self._p(RUNS_DIR, ATTACHMENTS_DIR, validate_run_id(run_id), f"{name}.npy")
+
+    def write_run_attachment(self, run_id: str, name: str, array: np.ndarray) -> None:
+        """Store ``array`` beside the run document of ``run_id`` (``.npy``)."""
+        self.check_writable()
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(array), allow_pickle=False)
+        self._write_bytes(self._attachment_path(run_id, name), buf.getvalue())
+
+    def run_attachment(self, run_id: str, name: str) -> np.ndarray:
+        """The array stored by :meth:`write_run_attachment`."""
+        path = self._attachment_path(run_id, name)
+        try:
+            data = self._read_bytes(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise RunMetadataNotAvailable(
+                f"run {run_id!r} has no attachment {name!r} in {self.url} (expected {path})"
+            ) from None
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise CorruptData(f"run attachment {path} is damaged ({e}); define it again") from e
+
+    def delete_run_metadata(self, run_id: str) -> None:
+        """Delete the run document of ``run_id`` and its attachments."""
+        self.check_writable()
+        path = self._run_path(run_id)
+        folder = self._p(RUNS_DIR, ATTACHMENTS_DIR, run_id)
+        if self.local:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with self._remote(f"deleting {path}"):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(path)
+            with contextlib.suppress(FileNotFoundError):
+                if self.fs.exists(folder):
+                    self.fs.rm(folder, recursive=True)
+
+    def list_runs(self) -> list[str]:
+        """Run ids that have a run document here."""
+        names = self._listdir(self._p(RUNS_DIR))
+        return sorted(
+            n[: -len(".json")] for n in names if n.endswith(".json") and TMP_PREFIX not in n
+        )
+
+
+class DataDirectory(ZarrDirectory):
+    """strax's name for a storage directory: a :class:`ZarrDirectory` that also accepts
+    strax's keyword arguments (``deep_scan``, ``take_only``, ``exclude``...); those
+    without a meaning here warn once and do nothing.
+
+    Examples
+    --------
+    >>> import tempfile, dastrax
+    >>> d = dastrax.DataDirectory(tempfile.mkdtemp(), provide_run_metadata=True)
+    """
+
+    _warned: set[str] = set()
+
+    def __init__(
+        self,
+        path=".",
+        readonly: bool = False,
+        provide_run_metadata: bool = True,
+        storage_options: dict | None = None,
+        **strax_kwargs,
+    ):
+        ignored = sorted(k for k in strax_kwargs if k not in DataDirectory._warned)
+        if ignored:
+            DataDirectory._warned.update(ignored)
+            warnings.warn(
+                f"DataDirectory: strax option(s) {ignored} have no meaning in dastrax and are "
+                "ignored",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__init__(path, readonly, provide_run_metadata, storage_options)
+
+
+def _dumps(doc: dict, run_id: str) -> bytes:
+    try:
+        return json.dumps(doc, indent=1, allow_nan=False).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidRequest(
+            f"run document of {run_id!r} cannot be stored as JSON: {e}; give numbers, "
+            "strings, lists and dicts"
+        ) from None
+
+
+def _os_error(url: str, key: str, e: OSError):
+    if getattr(e, "errno", None) == 36:  # ENAMETOOLONG
+        return InvalidRequest(f"key {key!r} is too long for the filesystem of {url}")
+    return CorruptData(f"cannot read {key} in {url}: {e}")
+
+
+def remote_error(url: str, what: str, e: Exception) -> Exception:
+    """An object store's error (missing credentials, access denied, no such bucket) as a
+    dastrax error naming the URL, the host and what to do."""
+    name = type(e).__name__
+    where = f"{url} (on host {socket.gethostname()}, pid {os.getpid()})"
+    if "Credentials" in name or "credential" in str(e).lower():
+        return ConfigError(
+            f"no credentials for {where} while {what}: {e}. Give them as storage_options "
+            "(e.g. ZarrDirectory(url, storage_options={'key': ..., 'secret': ...})); they "
+            "travel to dask workers with the data, environment variables do not"
+        )
+    if isinstance(e, PermissionError) or "AccessDenied" in str(e) or "Forbidden" in str(e):
+        return ConfigError(f"access denied to {where} while {what}: {e}; check the credentials")
+    if "NoSuchBucket" in str(e) or "bucket" in str(e).lower() and "not" in str(e).lower():
+        return DataNotAvailable(f"the bucket of {where} does not exist ({what}): {e}")
+    return CorruptData(f"error from storage {where} while {what}: {name}: {e}")

@@ -34,6 +34,7 @@ from .codecs import (
 from .directory import StorageFrontend, StorageList, ZarrDirectory
 from .layout import RUNS_DIR, STALE_TMP_SECONDS, TMP_PREFIX, WRITER_FILE
 from .reading import read_block
+from .strax import StraxDirectory
 from .writing import (
     CAPACITY,
     MAX_ZARR_CHUNK_BYTES,
@@ -58,6 +59,7 @@ __all__ = [
     "Appender",
     "StorageFrontend",
     "StorageList",
+    "StraxDirectory",
     "WriteTarget",
     "ZarrDirectory",
     "dtype_from_json",

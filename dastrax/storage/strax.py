@@ -445,9 +445,7 @@ class StraxDirectory(StorageFrontend):
                     groups.append(group)
         return groups
 
-    def choose(
-        self, run_id: str, data_type: str, registered_hash: str | None = None
-    ) -> StraxGroup:
+    def choose(self, run_id: str, data_type: str, registered_hash: str | None = None) -> StraxGroup:
         """The one stored group of ``data_type`` of ``run_id`` to load.
 
         Chosen by this directory's ``lineage`` (if it names ``data_type``), else by

@@ -15,4 +15,8 @@ from dastrax.convert import import_strax  # noqa: E402
 from dastrax.storage import StraxDirectory  # noqa: E402
 
 report = import_strax(StraxDirectory(sys.argv[1]), zarr_dest(sys.argv[2]), progress=True)
-print(json.dumps({k: [i.name for i in getattr(report, k)] for k in ("converted", "skipped", "failed")}))
+print(
+    json.dumps(
+        {k: [i.name for i in getattr(report, k)] for k in ("converted", "skipped", "failed")}
+    )
+)

@@ -396,8 +396,12 @@ class Context:
         spec = normalize_spec(data, from_run)
         require_docs(spec, self.run_metadata, name)
         flat = flatten(spec, self.run_metadata, (name,))
-        doc = superrun_document(name, spec, flat, self.run_metadata)
         writer = self._storage.run_metadata_writer()
+        # compact specs need run attachments (storage protocol); without them, store JSON
+        compact = hasattr(writer, "write_run_attachment")
+        doc, attachments = superrun_document(
+            name, spec, flat, self.run_metadata, compact_above=1000 if compact else None
+        )
         try:
             old = self._storage.run_metadata(name)
         except RunMetadataNotAvailable:
@@ -416,6 +420,8 @@ class Context:
                 if not frontend.readonly:
                     for key in frontend.keys(f"{name}-"):
                         frontend.delete(key)
+        for attachment, array in attachments.items():
+            writer.write_run_attachment(name, attachment, array)
         writer.write_run_metadata(name, doc)
         return runs.complete_document(doc)
 

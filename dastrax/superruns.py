@@ -81,9 +81,11 @@ def _refuse_rows(what: str, bad: np.ndarray, problem: str, values) -> None:
     rows = np.flatnonzero(bad)
     if len(rows):
         first = int(rows[0])
+        value = values[first]
+        value = value.item() if isinstance(value, np.generic) else value
         raise SuperrunDefinitionError(
             f"rows defining a superrun: {len(rows)} value(s) of {what!r} are {problem} "
-            f"(the first at row {first}: {values[first]!r}); give whole ns integers"
+            f"(the first at row {first}: {value!r}); give whole ns integers"
         )
 
 

@@ -28,7 +28,7 @@ from .registry import PluginRegistry
 from .scheduling import Scheduler
 from .sources import Resolver
 from .storage import StorageList, normalize_compressor
-from .superruns import flatten, normalize_spec, require_docs, superrun_document
+from .superruns import flatten_arrays, normalize_spec, require_docs, superrun_document
 
 __all__ = ["Context"]
 
@@ -395,7 +395,7 @@ class Context:
             validate_run_id(from_run)
         spec = normalize_spec(data, from_run)
         require_docs(spec, self.run_metadata, name)
-        flat = flatten(spec, self.run_metadata, (name,))
+        flat = flatten_arrays(spec, self.run_metadata, (name,))
         writer = self._storage.run_metadata_writer()
         # compact specs need run attachments (storage protocol); without them, store JSON
         compact = hasattr(writer, "write_run_attachment")

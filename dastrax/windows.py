@@ -157,16 +157,23 @@ def check_ranges(arr: np.ndarray, run_id: str) -> np.ndarray:
 
 def chunk_table(chunks) -> dict[str, np.ndarray]:
     """The chunk table (a list of chunk dicts, a dict of arrays or a record array) as a
-    dict of int64 arrays ``start, end, row_start, n, first_time, last_endtime``."""
-    if isinstance(chunks, Mapping):
-        return {f: np.asarray(chunks[f], np.int64) for f in _TABLE_FIELDS}
+    dict of int64 arrays ``chunk_i, start, end, row_start, n, first_time, last_endtime``
+    (``chunk_i``: the chunks' own numbers if given, else their positions; a filtered
+    table, e.g. by :func:`dastrax.selection.chunks_may_match`, keeps its numbers)."""
     if isinstance(chunks, np.ndarray):
-        return {f: chunks[f].astype(np.int64) for f in _TABLE_FIELDS}
+        names = chunks.dtype.names
+        chunks = {f: chunks[f] for f in names}
+    if isinstance(chunks, Mapping):
+        out = {f: np.asarray(chunks[f], np.int64).reshape(-1) for f in _TABLE_FIELDS}
+        n = len(out["n"])
+        out["chunk_i"] = np.asarray(chunks.get("chunk_i", np.arange(n)), np.int64)
+        return out
     rows = list(chunks)
     out = {}
     for f in _TABLE_FIELDS:
         # empty chunks may carry no first_time/last_endtime; they select nothing
         out[f] = np.array([int(c.get(f) or 0) for c in rows], np.int64).reshape(-1)
+    out["chunk_i"] = np.array([int(c.get("chunk_i", i)) for i, c in enumerate(rows)], np.int64)
     return out
 
 
@@ -176,7 +183,7 @@ def select_all(chunks) -> list[ChunkSelection]:
     return [
         ChunkSelection(int(i), int(lo), int(lo + n), int(n), int(s), int(e), None)
         for i, lo, n, s, e in zip(
-            np.flatnonzero(t["n"] > 0),
+            t["chunk_i"][t["n"] > 0],
             t["row_start"][t["n"] > 0],
             t["n"][t["n"] > 0],
             t["start"][t["n"] > 0],
@@ -240,6 +247,7 @@ def select_rows(
     whole = touched & (j1 - j0 == 1) & (ws[jc] <= t["first_time"]) & (t["last_endtime"] <= we[jc])
     out: list[ChunkSelection] = []
     for i in np.flatnonzero(touched).tolist():
+        ci = int(t["chunk_i"][i])
         lo, n = int(t["row_start"][i]), int(t["n"][i])
         cs, ce = int(t["start"][i]), int(t["end"][i])
         a, b = int(k0[i]), int(k1[i])
@@ -248,7 +256,7 @@ def select_rows(
         else:  # rows reach past the chunk bounds into a window: use the rows' span
             span_s, span_e = int(t["first_time"][i]), int(t["last_endtime"][i])
         if whole[i]:
-            out.append(ChunkSelection(i, lo, lo + n, n, span_s, span_e, None))
+            out.append(ChunkSelection(ci, lo, lo + n, n, span_s, span_e, None))
             continue
         time, endtime = read_time_end(lo, lo + n)
         sub_s, sub_e = ws[j0[i] : j1[i]], we[j0[i] : j1[i]]
@@ -260,12 +268,12 @@ def select_rows(
         first, last = int(index[0]), int(index[-1])
         if last - first + 1 == len(index):
             out.append(
-                ChunkSelection(i, lo + first, lo + last + 1, len(index), span_s, span_e, None)
+                ChunkSelection(ci, lo + first, lo + last + 1, len(index), span_s, span_e, None)
             )
         else:
             out.append(
                 ChunkSelection(
-                    i, lo + first, lo + last + 1, len(index), span_s, span_e, index - first
+                    ci, lo + first, lo + last + 1, len(index), span_s, span_e, index - first
                 )
             )
     return out

@@ -208,3 +208,17 @@ def test_windows_over_data_stored_by_dastrax(tmp_path):
     want = brute(rows["time"], end, w)
     assert len(want) and np.array_equal(got, want)
     assert len(reads) < len(table)  # chunks [30, 60) are inside one window: not read
+
+
+def test_filtered_and_array_chunk_tables_keep_chunk_numbers():
+    g = regular_group()
+    w = np.array([[5, 25], [41, 44]])
+    full = select_rows(g.chunks, w, g.read)
+    kept = [c for c in g.chunks if c["chunk_i"] != 1]  # e.g. ruled out by a selection
+    got = select_rows(kept, w, g.read)
+    assert [s.chunk_i for s in got] == [0, 2, 4]
+    assert got == [s for s in full if s.chunk_i != 1]
+    fields = ["chunk_i", "start", "end", "row_start", "n", "first_time", "last_endtime"]
+    table = np.array([tuple(c[f] for f in fields) for c in g.chunks], [(f, "i8") for f in fields])
+    assert select_rows(table, w, g.read) == full
+    assert select_rows({f: table[f] for f in fields}, w, g.read) == full

@@ -30,8 +30,8 @@ class Catalog:
     def __init__(self, storage: StorageList):
         self.storage = storage
 
-    def run_metadata(self, run_id: str) -> dict:
-        """The completed run document of ``run_id`` (superruns: their full spec)."""
+    def _stored(self, run_id: str) -> tuple[dict, object]:
+        """The run document of ``run_id`` as stored (checked), and its frontend."""
         validate_run_id(run_id)
         try:
             doc, frontend = self.storage.run_metadata(run_id)
@@ -42,13 +42,18 @@ class Catalog:
                     f"st.define_run({run_id!r}, [...])"
                 ) from None
             raise
-        where = _where(frontend, run_id)
-        read = getattr(runs, "read_document", None)
-        doc = read(run_id, doc, where) if read else runs.complete_document(doc)
-        if "sub_run_spec" in doc and hasattr(superruns, "expand_spec"):
-            doc["sub_run_spec"] = superruns.expand_spec(
-                doc, lambda name: frontend.run_attachment(run_id, name)
-            )
+        return runs.read_document(run_id, doc, _where(frontend, run_id)), frontend
+
+    def _attachment(self, run_id: str, name: str):
+        return self._stored(run_id)[1].run_attachment(run_id, name)
+
+    def run_metadata(self, run_id: str) -> dict:
+        """The completed run document of ``run_id``; a superrun's ``sub_run_spec`` in
+        full (windows stored compactly beside the document as ``(k, 2)`` arrays)."""
+        doc, _frontend = self._stored(run_id)
+        spec = doc.get("sub_run_spec")
+        if isinstance(spec, dict) and any(isinstance(v, dict) for v in spec.values()):
+            doc = dict(doc, sub_run_spec=superruns.expand_spec(doc, self._attachment))
         return doc
 
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
@@ -62,9 +67,15 @@ class Catalog:
         return self.storage.list_runs()
 
     def flat(self, run_id: str) -> list[tuple[str, object]]:
-        """The flattened definition of superrun ``run_id``."""
-        doc = self.run_metadata(run_id)
-        return superruns.flatten(doc["sub_run_spec"], self.run_metadata, (run_id,))
+        """The flattened definition of superrun ``run_id``: ``[(run, "all" or (k, 2)
+        windows), ...]`` by start."""
+        doc, _frontend = self._stored(run_id)
+        return superruns.flatten_arrays(
+            doc["sub_run_spec"], self._doc, (run_id,), read_attachment=self._attachment
+        )
+
+    def _doc(self, run_id: str) -> dict:
+        return self._stored(run_id)[0]
 
     def define(self, name: str, data, from_run: str | None = None, overwrite: bool = False):
         """Define superrun ``name`` (see :meth:`dastrax.Context.define_run`)."""
@@ -72,39 +83,35 @@ class Catalog:
         if from_run is not None:
             validate_run_id(from_run)
         spec = superruns.normalize_spec(data, from_run)
-        superruns.require_docs(spec, self.run_metadata, name)
-        flat = superruns.flatten(spec, self.run_metadata, (name,))
-        made = superruns.superrun_document(name, spec, flat, self.run_metadata)
-        doc, attachments = made if isinstance(made, tuple) else (made, {})
+        superruns.require_docs(spec, self._doc, name)
+        flat = superruns.flatten_arrays(spec, self._doc, (name,), self._attachment)
+        doc, attachments = superruns.superrun_document(name, spec, flat, self._doc)
         try:
-            old = self.run_metadata(name)
+            old = self._stored(name)[0]
         except RunMetadataNotAvailable:
             old = None
-        if old is not None and _same_spec(old, doc, self) and not overwrite:
-            return runs.complete_document(old)
-        writer = self.storage.run_metadata_writer(name)
-        if old is None:
-            for att, array in attachments.items():
-                writer.write_run_attachment(name, att, array)
-            if writer.create_run_metadata(name, doc):
-                return runs.complete_document(doc)
-            old = self.run_metadata(name)  # another process defined it meanwhile
-            if not _same_spec(old, doc, self):
-                raise SuperrunDefinitionError(
-                    f"superrun {name!r} was defined by another process at the same time with "
-                    f"another spec; pass overwrite=True to redefine it"
-                )
-        if _same_spec(old, doc, self) and (not overwrite or _same_doc(old, doc)):
+        same = old is not None and superruns.same_spec(old["sub_run_spec"], doc["sub_run_spec"])
+        if same and (not overwrite or _same_doc(old, doc)):
             return runs.complete_document(self.run_metadata(name))
-        if not overwrite:
+        if old is not None and not overwrite:
             raise SuperrunDefinitionError(
                 f"superrun {name!r} is already defined with another spec "
-                f"{_short(old.get('sub_run_spec'))}; pass overwrite=True to redefine it "
+                f"({_short(old.get('sub_run_spec'))}); pass overwrite=True to redefine it "
                 "(this deletes its stored data)"
             )
-        self.storage.delete_everywhere(f"{name}-")
-        for att, array in attachments.items():
+        writer = self.storage.run_metadata_writer(name)
+        for att, array in attachments.items():  # content-addressed: a race writes the same
             writer.write_run_attachment(name, att, array)
+        if old is None:
+            if not writer.create_run_metadata(name, doc):
+                theirs = self._stored(name)[0]  # another process defined it meanwhile
+                if not superruns.same_spec(theirs["sub_run_spec"], doc["sub_run_spec"]):
+                    raise SuperrunDefinitionError(
+                        f"superrun {name!r} was defined by another process at the same "
+                        "time, with another spec; pass overwrite=True to redefine it"
+                    )
+            return runs.complete_document(self.run_metadata(name))
+        self.storage.delete_everywhere(f"{name}-")
         writer.write_run_metadata(name, doc)
         return runs.complete_document(self.run_metadata(name))
 
@@ -118,33 +125,11 @@ def _where(frontend, run_id: str) -> str:
     return path(run_id) if path is not None else f"{frontend.url} (run {run_id})"
 
 
-def _same_spec(old: dict, new: dict, catalog: Catalog) -> bool:
-    """Whether a stored superrun document defines the same superrun as ``new``."""
-    a, b = old.get("sub_run_spec"), new.get("sub_run_spec")
-    if a == b:
-        return True
-    try:
-        return _plain(a) == _plain(b)
-    except (TypeError, ValueError):
-        return False
-
-
 def _same_doc(old: dict, new: dict) -> bool:
     """Whether the fields derived from the subruns' documents are unchanged."""
     return all(old.get(k) == new.get(k) for k in ("start", "end", "livetime"))
 
 
-def _plain(spec) -> dict:
-    if not isinstance(spec, dict):
-        return spec
-    out = {}
-    for run, ranges in spec.items():
-        if hasattr(ranges, "tolist"):
-            ranges = ranges.tolist()
-        out[run] = ranges
-    return out
-
-
 def _short(spec, limit: int = 300) -> str:
-    text = str(_plain(spec))
+    text = str(spec)
     return text if len(text) <= limit else text[:limit] + " ..."

@@ -26,8 +26,10 @@ def to_ns(value, what: str = "time") -> int:
     return _to_ns(value, what, InvalidRequest, document=True)
 
 
-def _subject(run_id: str, where) -> str:
-    return f"run document {where}" if where else f"run document of run {run_id!r}"
+def _subject(run_id: str | None, where) -> str:
+    if where:
+        return f"run document {where}"
+    return "run document" if run_id is None else f"run document of run {run_id!r}"
 
 
 def _times(run_id: str, doc, where, error: type[DastraxError]) -> dict:
@@ -35,7 +37,7 @@ def _times(run_id: str, doc, where, error: type[DastraxError]) -> dict:
     subject = _subject(run_id, where)
     if not isinstance(doc, dict):
         raise error(
-            f"{subject} must be a JSON object with 'start' and 'end': got "
+            f"{subject} must be a dict (a JSON object) with 'start' and 'end': got "
             f"{type(doc).__name__} {_short(doc)}"
         )
     out = dict(doc)

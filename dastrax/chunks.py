@@ -91,4 +91,3 @@ def chunk_boundaries(time: np.ndarray, end: np.ndarray, row_bytes: int, target_b
         pos = int(allowed[i])
         out.append(pos)
     return np.asarray(out, dtype=np.int64)
-

@@ -96,7 +96,9 @@ def test_document_written_by_the_frontend_itself_is_listed_by_name(st, storage_d
 
 
 def test_select_table_takes_documents_without_name_or_livetime():
-    table = runs.select_table({"3": {"start": 0, "end": 2_000_000_000}, "_sr": {"start": 5, "end": 6}})
+    table = runs.select_table(
+        {"3": {"start": 0, "end": 2_000_000_000}, "_sr": {"start": 5, "end": 6}}
+    )
     assert table["name"].tolist() == ["3", "_sr"]
     assert table["number"].iloc[0] == 3 and np.isnan(table["number"].iloc[1])
     assert table["livetime"].iloc[0] == pd.Timedelta(2, unit="s")

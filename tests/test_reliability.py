@@ -385,9 +385,8 @@ def test_auto_order_at_module_level():
     with dask.config.set(scheduler="single-threaded"):
         ident = s.compute(dask.delayed(threading.get_ident)())[0]
         assert ident == threading.get_ident()
-    with dask.config.set(scheduler="nonsense"):
-        with pytest.raises(ConfigError, match="nonsense"):
-            s.compute(dask.delayed(int)())
+    with dask.config.set(scheduler="nonsense"), pytest.raises(ConfigError, match="nonsense"):
+        s.compute(dask.delayed(int)())
     explicit = Scheduler("threads")
     with dask.config.set(scheduler="sync"):  # an explicit name wins over dask's config
         assert explicit.compute(dask.delayed(threading.get_ident)())[0] != threading.get_ident()

@@ -115,10 +115,14 @@ class Context:
         unknown = sorted(set(context_config) - set(known))
         if unknown:
             raise ConfigError(f"unknown context options {unknown}: known are {sorted(known)}")
-        try:
-            checked = {k: settings.validate(k, v) for k, v in context_config.items()}
-        except ConfigError as e:
-            raise InvalidRequest(str(e)) from None
+        checked = {}
+        for k, v in context_config.items():
+            try:
+                checked[k] = settings.validate(k, v)
+            except ConfigError as e:
+                if k == "scheduler":
+                    raise
+                raise InvalidRequest(str(e)) from None
         self.context_config.update(checked)
         self._registry.use_per_run_defaults = bool(self.context_config["use_per_run_defaults"])
         if "scheduler" in checked:

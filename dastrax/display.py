@@ -47,12 +47,13 @@ def superrun_table(ctx, name: str, targets: Sequence[str] | None = None) -> pd.D
     """
     validate_superrun_name(name)
     doc = ctx.run_metadata(name)
-    flat = ctx._resolver.flat(name)
+    flat = ctx._catalog.flat(name)
     targets = _targets(ctx, targets)
     rows = []
     for sub, ranges in flat:
         sub_doc = ctx.run_metadata(sub)
-        if ranges == "all":
+        whole = isinstance(ranges, str)
+        if whole:
             pairs = [(int(sub_doc["start"]), int(sub_doc["end"]))]
             livetime = float(sub_doc["livetime"])
         else:
@@ -60,7 +61,7 @@ def superrun_table(ctx, name: str, targets: Sequence[str] | None = None) -> pd.D
             livetime = sum(e - s for s, e in pairs) / 1e9
         row = {
             "run_id": sub,
-            "whole": ranges == "all",
+            "whole": whole,
             "n_ranges": len(pairs),
             "ranges": pairs,
             "start": pairs[0][0],

@@ -8,7 +8,21 @@ from .errors import InvalidRunName
 
 _REGULAR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
-__all__ = ["is_superrun_id", "validate_run_id", "validate_superrun_name"]
+#: The longest run id or superrun name, in characters (run ids are ASCII, so also bytes).
+#: File systems allow names of 255 bytes. Stored data is written in a temporary folder
+#: ``.tmp-<run_id>-<data_type>-<10-char hash>-<32 hex>`` (run id + data type + 50), and run
+#: documents through ``<run_id>.json.tmp-<pid>-<32 hex>-<host name>`` (run id + about 50 + the
+#: host name, up to 64). 128 keeps both within 255 bytes for data type names up to 77
+#: characters.
+MAX_RUN_ID_LENGTH = 128
+
+__all__ = [
+    "MAX_RUN_ID_LENGTH",
+    "is_superrun_id",
+    "validate_regular_run_id",
+    "validate_run_id",
+    "validate_superrun_name",
+]
 
 
 def is_superrun_id(run_id: str) -> bool:
@@ -22,6 +36,12 @@ def _check(run_id, what: str) -> str:
     body = run_id[1:] if run_id.startswith("_") else run_id
     if not run_id or not body:
         raise InvalidRunName(f"{what} must not be empty: got {run_id!r}")
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        raise InvalidRunName(
+            f"{what} {run_id[:40]}... is {len(run_id)} characters long: the maximum is "
+            f"{MAX_RUN_ID_LENGTH} (names of stored files must fit the file system); use a "
+            "shorter name"
+        )
     if ".." in run_id or not _REGULAR.fullmatch(body):
         raise InvalidRunName(
             f"invalid {what} {run_id!r}: use letters, digits, '_' and '.' only "

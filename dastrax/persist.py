@@ -7,12 +7,13 @@ import dask
 import numpy as np
 
 from .chunks import chunk_boundaries, endtime
-from .errors import InvalidRequest
+from .errors import InvalidRequest, SuperrunDefinitionError
 from .lineage import DataKey, canonical
 from .loader import MERGE_BYTES, Opaque, Piece, assemble, end_fields, group_of, pieces_for
 from .resolver import Resolver
 from .scheduling import Scheduler
 from .storage import zarr_chunk_rows
+from .superruns import flat_fingerprint
 
 __all__ = ["chunk_table", "persist_superrun"]
 
@@ -24,7 +25,7 @@ def _hulls(flat, run_doc) -> dict[str, tuple[int, int]]:
             doc = run_doc(sub)
             out[sub] = (int(doc["start"]), int(doc["end"]))
         else:
-            out[sub] = (ranges[0][0], ranges[-1][1])
+            out[sub] = (int(ranges[0][0]), int(ranges[-1][1]))
     return out
 
 
@@ -101,7 +102,16 @@ def persist_superrun(
     resolved = resolver.resolve(
         [name], targets, check_lineage=True, make=make, progress=progress, stored=not overwrite
     )
+    if [s for s, _r in flat] != [s for s in resolved.subruns if s in dict(flat)] or len(
+        resolved.subruns
+    ) != len(flat):
+        raise SuperrunDefinitionError(
+            f"superrun {name!r} was redefined (by another process) while being persisted; "
+            "persist it again"
+        )
     if any(s.stored for s in resolved.sources):
+        if all(storage.find(str(k)) for k in keys.values()):
+            return list(keys.values())  # another process persisted it meanwhile
         # some targets stored, not all: load them from subruns, not the partial store
         raise InvalidRequest(
             f"superrun {name!r} is partly stored; persist targets one by one, or pass "
@@ -173,7 +183,7 @@ def persist_superrun(
                 "lineage_hash": keys[t].lineage_hash,
                 "chunk_target_size_mb": chunk_target_size_mb,
                 "subruns": resolved.subruns,
-                "sub_run_spec": [[s, r.tolist() if hasattr(r, "tolist") else r] for s, r in flat],
+                "sub_run_spec": flat_fingerprint(flat),
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
             app.with_rows(n).commit(meta)

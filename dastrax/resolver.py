@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import times
 from .catalog import Catalog
 from .errors import DataNotAvailable, InvalidRequest, LineageMismatch, RunMetadataNotAvailable
 from .lineage import DataKey, canonical, deterministic_hash
@@ -12,6 +13,7 @@ from .loader import Resolved, Source
 from .names import is_superrun_id, validate_run_id
 from .registry import PluginRegistry
 from .storage import StorageList, StoredGroup
+from .superruns import flat_fingerprint
 
 __all__ = ["Resolved", "Resolver", "intersect_ranges"]
 
@@ -136,7 +138,7 @@ class Resolver:
                 "it cannot be stored as one superrun (it can still be loaded)"
             )
         lineage = canonical(next(iter(lineages.values()))[1])
-        h = deterministic_hash({"lineage": lineage, "superrun": [[s, _plain(r)] for s, r in flat]})
+        h = deterministic_hash({"lineage": lineage, "superrun": flat_fingerprint(flat)})
         return DataKey(run_id, data_type, h, lineage)
 
     # -- the load ---------------------------------------------------------------------
@@ -160,7 +162,7 @@ class Resolver:
         if not targets:
             raise InvalidRequest("no target data type given")
         runs = _run_list(run_ids)
-        time_range = check_time_range(time_range)
+        time_range = None if time_range is None else times.time_range(time_range)
         kind = self.same_kind(targets, runs[0])
 
         # one plan entry per source: (label, run, ranges, subrun index, stored superrun?)
@@ -267,10 +269,6 @@ def _is_all(ranges) -> bool:
     return isinstance(ranges, str) and ranges == "all"
 
 
-def _plain(ranges):
-    return ranges.tolist() if hasattr(ranges, "tolist") else ranges
-
-
 def _run_list(run_ids) -> list[str]:
     if isinstance(run_ids, str):
         runs = [run_ids]
@@ -284,15 +282,3 @@ def _run_list(run_ids) -> list[str]:
         validate_run_id(r)
     return runs
 
-
-def check_time_range(time_range):
-    """``time_range`` as ``(start, end)`` ns integers, or None."""
-    if time_range is None:
-        return None
-    try:
-        start, end = (int(x) for x in time_range)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"time_range must be (start_ns, end_ns): got {time_range!r}") from None
-    if end < start:
-        raise InvalidRequest(f"time_range {time_range!r} ends before it starts")
-    return start, end

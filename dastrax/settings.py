@@ -60,14 +60,12 @@ def _chunk_size(value):
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not value > 0
-    ):
-        raise ConfigError(f"chunk_target_size_mb must be a positive number of MB; got {value!r}")
-    return value
+    from .times import chunk_size_mb
+
+    try:
+        return chunk_size_mb(value)
+    except DastraxError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _scheduler(value):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .errors import RunMetadataNotAvailable, SuperrunDefinitionError
 from .names import is_superrun_id, validate_run_id
+from .times import to_ns
 from .windows import as_windows, check_ranges, intersect, union
 
 __all__ = [
@@ -49,12 +50,22 @@ def _ranges(value, run_id: str) -> list[list[int]] | str:
             )
         return "all"
     try:
-        pairs = [[int(s), int(e)] for s, e in value]
-    except (TypeError, ValueError):
+        items = list(value)
+        pairs = [
+            None if isinstance(p, (str, bytes, dict)) or len(p) != 2 else list(p) for p in items
+        ]
+    except TypeError:
+        pairs = [None]
+    if None in pairs:
         raise SuperrunDefinitionError(
             f"subrun {run_id!r}: time ranges must be (start, end) pairs of ns integers; "
             f"got {value!r}"
-        ) from None
+        )
+    what = f"time range of subrun {run_id!r}"
+    pairs = [
+        [to_ns(s, what, SuperrunDefinitionError), to_ns(e, what, SuperrunDefinitionError)]
+        for s, e in pairs
+    ]
     for s, e in pairs:
         if e <= s:
             raise SuperrunDefinitionError(

@@ -32,6 +32,7 @@ from .codecs import (
     normalize_compressor,
 )
 from .directory import StorageFrontend, StorageList, ZarrDirectory
+from .icechunk import IcechunkRepository as IcechunkRepository
 from .layout import RUNS_DIR, STALE_TMP_SECONDS, TMP_PREFIX, WRITER_FILE
 from .reading import read_block
 from .writing import (

@@ -31,6 +31,7 @@ rebase over after a few tries, raises :class:`~dastrax.errors.WriteConflict`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -169,12 +170,19 @@ def _open_repo(loc: _Location, create: bool) -> icechunk.Repository | None:
             return repo
         try:
             storage = loc.storage()
-            if create:
-                repo = icechunk.Repository.open_or_create(storage)
-            elif icechunk.Repository.exists(storage):
-                repo = icechunk.Repository.open(storage)
-            else:
-                return None
+            for attempt in range(5):
+                try:
+                    if icechunk.Repository.exists(storage):
+                        repo = icechunk.Repository.open(storage)
+                    elif create:
+                        repo = icechunk.Repository.create(storage)
+                    else:
+                        return None
+                    break
+                except icechunk.IcechunkError:
+                    # another process created it at the same moment: open theirs
+                    if attempt == 4 or not icechunk.Repository.exists(storage):
+                        raise
         except icechunk.IcechunkError as e:
             raise DataNotAvailable(
                 f"cannot open the icechunk repository at {loc.url}: {_first_line(e)}; check "
@@ -190,8 +198,12 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _root(store, mode: str = "r"):
-    return zarr.open_group(store, mode=mode, use_consolidated=False)
+def _root(store):
+    """The root group of a read-only session, or None (a new repository has none)."""
+    try:
+        return zarr.open_group(store, mode="r", use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
 
 
 def _is_conflict(e: BaseException) -> bool:
@@ -478,7 +490,9 @@ class IcechunkWriter(GroupWriter):
             if state.tail is not None and len(state.tail):
                 arr[state.written : state.n] = state.tail[name]
         extra = [
-            n for n in _root(session.store)[state.key].array_keys() if n not in state.np_dtype.names
+            n
+            for n in zarr.open_group(session.store, path=state.key, mode="r").array_keys()
+            if n not in state.np_dtype.names
         ]
         for name in extra:
             arr = zarr.open_array(session.store, path=f"{state.key}/{name}", mode="r+")
@@ -502,8 +516,17 @@ class IcechunkWriter(GroupWriter):
         message = f"dastrax: commit {self.key} (run {meta.get('run_id')}, {meta.get('data_type')})"
         info = {"op": "commit", "key": self.key, "run_id": meta.get("run_id")}
 
+        theirs = {}
+
         def attempt():
+            # the fork only adds nodes under /<key>: merged into a session on the tip that
+            # has no /<key>, a commit that races another writer of the key is rebased and
+            # the conflict (both created /<key>) detected
             parent = repo.writable_session(self.branch)
+            existing = _find_meta_in(parent.store, self.key)
+            if existing is not None:
+                theirs["meta"] = existing
+                return None
             parent.merge(pickle.loads(fork))
             return parent
 
@@ -514,7 +537,7 @@ class IcechunkWriter(GroupWriter):
             if existing is not None:
                 return existing
             raise
-        return full
+        return theirs.get("meta", full)
 
     def abort(self) -> None:
         """Forget what this writer wrote: it was never committed, so nothing of it is
@@ -599,12 +622,34 @@ def _commit(
 
 
 def _find_meta(repo, branch: str, key: str) -> dict | None:
-    session = repo.readonly_session(branch=branch)
+    return _find_meta_in(repo.readonly_session(branch=branch).store, key)
+
+
+def _find_meta_in(store, key: str) -> dict | None:
     try:
-        group = zarr.open_group(session.store, path=key, mode="r", use_consolidated=False)
+        group = zarr.open_group(store, path=key, mode="r", use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         return None
     return group.attrs.get("dastrax")
+
+
+def _ensure_root(repo, branch: str, url: str) -> None:
+    """Create the branch (from ``main``) and the root group if missing: writers' forks
+    then only add nodes below it."""
+    if branch not in repo.list_branches():
+        with contextlib.suppress(icechunk.IcechunkError):
+            repo.create_branch(branch, repo.lookup_branch("main"))
+    if _root(repo.readonly_session(branch=branch).store) is not None:
+        return
+
+    def make_session():
+        session = repo.writable_session(branch)
+        if _root(session.store) is not None:
+            return None
+        zarr.open_group(session.store, mode="a", use_consolidated=False)
+        return session
+
+    _commit(repo, branch, make_session, "dastrax: create the root group", {"op": "init"}, url)
 
 
 # -- the frontend -----------------------------------------------------------------------
@@ -707,6 +752,7 @@ class IcechunkRepository(StorageFrontend):
         conflicts); ``change`` returns False when there is nothing to do."""
         self.check_writable()
         repo = self._repo(create=True)
+        _ensure_root(repo, self.branch, self.url)
         outcome = {"changed": False}
 
         def make_session():
@@ -748,9 +794,10 @@ class IcechunkRepository(StorageFrontend):
         session = self._read_session()
         if session is None:
             return []
-        return sorted(
-            k for k in _root(session.store).group_keys() if k != RUNS and k.startswith(prefix)
-        )
+        root = None if session is None else _root(session.store)
+        if root is None:
+            return []
+        return sorted(k for k in root.group_keys() if k != RUNS and k.startswith(prefix))
 
     def writer(
         self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
@@ -765,6 +812,7 @@ class IcechunkRepository(StorageFrontend):
         self.check_writable()
         _check_key(key)
         repo = self._repo(create=True)
+        _ensure_root(repo, self.branch, self.url)
         fork = repo.writable_session(self.branch).fork()
         return IcechunkWriter(
             location=self._location,
@@ -923,7 +971,7 @@ class IcechunkRepository(StorageFrontend):
         if session is None:
             return []
         root = _root(session.store)
-        if RUNS not in root:
+        if root is None or RUNS not in root:
             return []
         return sorted(k for k in root[RUNS].group_keys() if "run" in root[RUNS][k].attrs)
 

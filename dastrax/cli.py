@@ -54,7 +54,9 @@ class Env:
 
     @cached_property
     def ctx(self):
-        return self.settings.context()
+        from .context import Context
+
+        return Context(**self.settings.context_kwargs())
 
     def close(self) -> None:
         ctx = self.__dict__.get("ctx")

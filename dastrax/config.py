@@ -39,7 +39,6 @@ __all__ = [
     "ENV_VAR",
     "Settings",
     "config_path",
-    "context_from_config",
     "import_plugin",
     "load_config",
 ]
@@ -76,9 +75,9 @@ class Settings:
     def _where(self, key: str) -> str:
         return self.origins.get(key, f"configuration key {key!r}")
 
-    def context(self, client=None):
-        """A :class:`dastrax.Context` with these settings (plugins registered)."""
-        from .context import Context
+    def context_kwargs(self, client=None) -> dict:
+        """The keyword arguments of :class:`dastrax.Context` for these settings
+        (storage frontends made from the URLs, plugin classes imported)."""
         from .storage import frontend_for
 
         plugins = [
@@ -93,13 +92,13 @@ class Settings:
             ]
         except DastraxError as e:
             raise ConfigError(f"{self._where('storage')}: {e}") from None
-        return Context(
-            storage=storage,
-            register=plugins,
-            config=dict(self.config),
-            client=client,
+        return {
+            "storage": storage,
+            "register": plugins,
+            "config": dict(self.config),
+            "client": client,
             **self.context_options(),
-        )
+        }
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:
@@ -170,19 +169,6 @@ def load_config(
         else:
             origin[key] = f"{_origin} {key}="
     return _validate(merged, origin, tuple(sources))
-
-
-def context_from_config(path: str | os.PathLike | None = None, client=None, **overrides):
-    """A :class:`dastrax.Context` from a configuration file plus ``overrides``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> st = context_from_config(storage=tempfile.mkdtemp(), progress=False)
-    >>> sorted(st._registry.plugins)
-    ['peak_classification', 'peaks', 'records']
-    """
-    return load_config(path, **overrides).context(client=client)
 
 
 def import_plugin(spec: str, where: str = "configuration key 'plugins'") -> type:

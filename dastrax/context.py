@@ -13,6 +13,7 @@ import pandas as pd
 from . import introspect, loader, persist, settings
 from .catalog import Catalog
 from .chunks import Chunk
+from .config import load_config
 from .errors import ConfigError, InvalidRequest, LineageMismatch
 from .lineage import DataKey
 from .names import validate_superrun_name
@@ -86,9 +87,8 @@ class Context:
         """A context from a TOML configuration file (see ``conf/dastrax.toml``); ``path``
         defaults to ``$DASTRAX_CONFIG``, then the packaged defaults; keyword arguments
         override the file (``storage=...``, ``scheduler=...``)."""
-        from .config import context_from_config
-
-        return context_from_config(path, **overrides)
+        client = overrides.pop("client", None)
+        return cls(**load_config(path, **overrides).context_kwargs(client))
 
     # -- configuration ----------------------------------------------------------------
     @property

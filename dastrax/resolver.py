@@ -281,4 +281,3 @@ def _run_list(run_ids) -> list[str]:
     for r in runs:
         validate_run_id(r)
     return runs
-

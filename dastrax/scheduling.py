@@ -350,4 +350,3 @@ def _in_notebook() -> bool:
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
     except Exception:  # noqa: BLE001
         return False
-

@@ -15,7 +15,6 @@ dastrax.errors.ConfigError: progress must be true or false; got 'yes'
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -8,6 +8,8 @@ import pytest
 import dastrax
 from dastrax.testutils import PeakClassification, Peaks, Records
 
+pytest_plugins = ("s3server",)
+
 
 def make_context(path, **context_config):
     context_config.setdefault("progress", False)

@@ -14,7 +14,7 @@ from . import introspect, loader, persist, settings
 from .catalog import Catalog
 from .chunks import Chunk
 from .config import load_config
-from .errors import ConfigError, InvalidRequest, LineageMismatch
+from .errors import LineageMismatch
 from .lineage import DataKey
 from .names import validate_superrun_name
 from .processing import make_runs
@@ -111,18 +111,7 @@ class Context:
 
     def set_context_config(self, context_config: dict) -> None:
         """Update context options (see the class docstring); each is validated."""
-        known = settings.context_defaults()
-        unknown = sorted(set(context_config) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown context options {unknown}: known are {sorted(known)}")
-        checked = {}
-        for k, v in context_config.items():
-            try:
-                checked[k] = settings.validate(k, v)
-            except ConfigError as e:
-                if k == "scheduler":
-                    raise
-                raise InvalidRequest(str(e)) from None
+        checked = settings.check_context_options(context_config)
         self.context_config.update(checked)
         self._registry.use_per_run_defaults = bool(self.context_config["use_per_run_defaults"])
         if "scheduler" in checked:
@@ -303,20 +292,14 @@ class Context:
         Refuses (``LineageMismatch``) subruns whose lineages differ."""
         validate_superrun_name(name)
         targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
-        if chunk_target_size_mb is None:
-            chunk_target_size_mb = self.context_config["chunk_target_size_mb"]
-        try:
-            size = settings.validate("chunk_target_size_mb", chunk_target_size_mb)
-        except ConfigError as e:
-            raise InvalidRequest(str(e)) from None
+        size = self.context_config["chunk_target_size_mb"]
+        size = settings.check_context_options(
+            {"chunk_target_size_mb": size if chunk_target_size_mb is None else chunk_target_size_mb}
+        )
+        compressor = normalize_compressor(self.context_config["compressor"])
         return persist.persist_superrun(
-            self._resolver,
-            self._scheduler,
-            name,
-            targets,
-            size,
-            normalize_compressor(self.context_config["compressor"]),
-            self._progress(progress),
+            *(self._resolver, self._scheduler, name, targets, size["chunk_target_size_mb"]),
+            *(compressor, self._progress(progress)),
             overwrite=overwrite,
             make=make,
         )

@@ -205,6 +205,27 @@ def validate(name: str, value, where: str | None = None):
     return SETTINGS[name].validate(value, where)
 
 
+def check_context_options(options: dict) -> dict:
+    """Context options, validated: an unknown name or a bad scheduler raises
+    :class:`ConfigError`; any other bad value :class:`~dastrax.errors.InvalidRequest`
+    (a request that makes no sense), each naming the option."""
+    from .errors import InvalidRequest
+
+    known = context_defaults()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown context options {unknown}: known are {sorted(known)}")
+    checked = {}
+    for name, value in options.items():
+        try:
+            checked[name] = validate(name, value)
+        except ConfigError as e:
+            if name == "scheduler":
+                raise
+            raise InvalidRequest(str(e)) from None
+    return checked
+
+
 def context_defaults() -> dict[str, Any]:
     """The context options and their defaults."""
     return {s.name: s.default for s in SETTINGS.values() if s.context}

@@ -194,6 +194,7 @@ class Context:
         res = self._resolver.resolve(
             run_id_or_ids, targets, req.time_range, req.check_lineage, make=req.make
         )
+        res.selection = req.selection
         return res, req
 
     def get_dataset(

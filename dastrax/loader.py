@@ -18,7 +18,9 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .chunks import endtime
 from .errors import CorruptData, InvalidRequest
+from .selection import Selection
 from .storage import StoredGroup
+from .windows import as_windows, select_rows
 
 __all__ = ["Piece", "Source", "assemble", "dataset", "iter_chunks", "pieces_for"]
 
@@ -65,67 +67,70 @@ def end_fields(dtype: np.dtype) -> list[str]:
     return ["endtime"] if "endtime" in names else ["length", "dt"]
 
 
-def _edge_rows(group: StoredGroup, lo, hi, start, end):
-    """Which rows of ``[lo, hi)`` have ``start <= time`` and ``endtime <= end``."""
-    rows = group.read_rows(lo, hi, names=["time", *end_fields(group.dtype)])
-    keep = (rows["time"] >= start) & (endtime(rows) <= end)
-    return np.flatnonzero(keep)
+def _time_end_reader(group: StoredGroup):
+    names = ["time", *end_fields(group.dtype)]
+
+    def read(lo: int, hi: int):
+        rows = group.read_rows(lo, hi, names=names)
+        return rows["time"], endtime(rows)
+
+    return read
 
 
 def pieces_for(source: Source) -> list[Piece]:
-    """The pieces of a source: its stored chunks overlapping its ranges, edges cut."""
+    """The pieces of a source: one per stored chunk that its ranges touch.
+
+    All the windows of a chunk select their rows at once (vectorised, see
+    :func:`dastrax.windows.select_rows`): a chunk's ``time`` and end columns are read
+    once, and only for chunks that some window cuts, however many windows there are.
+    """
     _, group = source.groups[0]
-    key = group.key
-    chunks = group.chunks
     # types of one kind hold the same rows in the same order, so rows [lo, hi) of the
     # first group's chunks are the same rows in every group, however each was chunked
     # (e.g. a superrun's types persisted one at a time with different row sizes)
-    n_rows = sum(c["n"] for c in chunks)
+    n_rows = sum(c["n"] for c in group.chunks)
     for dt, g in source.groups[1:]:
         if sum(c["n"] for c in g.chunks) != n_rows:
             raise InvalidRequest(
-                f"{key} and {g.key} hold different numbers of rows, so {source.groups[0][0]} "
-                f"and {dt} cannot be merged column-wise; load them separately"
+                f"{group.key} and {g.key} hold different numbers of rows, so "
+                f"{source.groups[0][0]} and {dt} cannot be merged column-wise; load them "
+                "separately"
             )
-    out: list[Piece] = []
-    if source.ranges is None:
-        for c in chunks:
-            if c["n"]:
-                lo = c["row_start"]
-                out.append(
-                    Piece(source, c["chunk_i"], lo, lo + c["n"], c["n"], c["start"], c["end"])
-                )
-        return out
-    starts = np.array([c["start"] for c in chunks], dtype=np.int64)
-    ends = np.array([c["end"] for c in chunks], dtype=np.int64)
-    for s, e in source.ranges:
-        first = int(np.searchsorted(ends, s, side="right"))
-        last = int(np.searchsorted(starts, e, side="left"))
-        for c in chunks[first:last]:
-            if not c["n"]:
-                continue
-            lo, hi = c["row_start"], c["row_start"] + c["n"]
-            cs, ce = max(c["start"], s), min(c["end"], e)
-            if c["first_time"] >= s and c["last_endtime"] <= e:
-                out.append(Piece(source, c["chunk_i"], lo, hi, c["n"], cs, ce))
-                continue
-            idx = _edge_rows(group, lo, hi, s, e)
-            if not len(idx):
-                continue
-            if idx[-1] - idx[0] + 1 == len(idx):  # contiguous: a plain row range
-                out.append(
-                    Piece(
-                        source,
-                        c["chunk_i"],
-                        lo + int(idx[0]),
-                        lo + int(idx[-1]) + 1,
-                        len(idx),
-                        cs,
-                        ce,
-                    )
-                )
-            else:
-                out.append(Piece(source, c["chunk_i"], lo, hi, len(idx), cs, ce, idx))
+    windows = None if source.ranges is None else as_windows(source.ranges)
+    return [
+        Piece(source, c.chunk_i, c.lo, c.hi, c.n, c.start, c.end, c.index)
+        for c in select_rows(group.chunks, windows, _time_end_reader(group))
+    ]
+
+
+def select_pieces(pieces: list[Piece], selection, columns: dict) -> list[Piece]:
+    """``pieces`` cut to the rows ``selection`` keeps (SEMANTICS.md, "Selections").
+
+    Chunks whose stored per-column minima and maxima show that no row can match are
+    dropped unread; of the others, the columns the selection names are read and
+    evaluated, and each piece keeps only its matching rows (as a row index).
+    """
+    sel = selection if isinstance(selection, Selection) else Selection(selection)
+    sel.check(columns)
+    out = []
+    for p in pieces:
+        stats = {}
+        for _dt, g in reversed(p.source.groups):
+            if len(g.chunks) > p.chunk_i and g.chunks[p.chunk_i].get("stats"):
+                stats.update(g.chunks[p.chunk_i]["stats"])
+        if p.source.groups[0][1].chunks is not None and stats and not sel.may_match(stats):
+            continue
+        dtype = np.dtype([(c, columns[c][1]) for c in sel.columns])
+        values = np.empty(p.n, dtype)
+        for c in sel.columns:
+            group_of(p, columns[c][0]).read(c, p.lo, p.hi, p.index, out=values[c])
+        keep = np.flatnonzero(sel.mask(values))
+        if not len(keep):
+            continue
+        rows = keep if p.index is None else p.index[keep]
+        first, last = int(rows[0]), int(rows[-1])
+        index = None if last - first + 1 == len(rows) else rows - first
+        out.append(replace(p, lo=p.lo + first, hi=p.lo + last + 1, n=len(rows), index=index))
     return out
 
 
@@ -380,9 +385,16 @@ class Resolved:
     targets: list[str]
     data_kind: str
     dtype: np.dtype | None = None  # the first target's dtype, when no source tells it
+    selection: object = None  # a selection string, list of strings, or Selection
 
     def pieces(self) -> list[Piece]:
-        return [p for s in self.sources for p in pieces_for(s)]
+        """The pieces of the load (cut to ranges, then to the selection), made once."""
+        if getattr(self, "_pieces", None) is None:
+            pieces = [p for s in self.sources for p in pieces_for(s)]
+            if self.selection is not None and self.sources:
+                pieces = select_pieces(pieces, self.selection, self.columns(None))
+            self._pieces = pieces
+        return self._pieces
 
     def columns(self, columns=None) -> dict[str, tuple[str, np.dtype]]:
         if self.sources:

@@ -14,23 +14,18 @@ from .names import is_superrun_id, validate_run_id
 from .registry import PluginRegistry
 from .storage import StorageList, StoredGroup
 from .superruns import flat_fingerprint
+from .windows import as_windows, intersect
 
 __all__ = ["Resolved", "Resolver", "intersect_ranges"]
 
 
 def intersect_ranges(ranges, time_range):
-    """``ranges`` (or everything, if None) cut to ``time_range`` (or left, if None)."""
+    """``ranges`` (or everything, if None) cut to ``time_range`` (or left, if None), as
+    ``(k, 2)`` windows."""
     if time_range is None:
-        return None if ranges is None else tuple(tuple(r) for r in ranges)
-    ts, te = time_range
-    if ranges is None:
-        return ((ts, te),)
-    out = []
-    for s, e in ranges:
-        s, e = max(s, ts), min(e, te)
-        if s < e:
-            out.append((s, e))
-    return tuple(out)
+        return None if ranges is None else as_windows(ranges)
+    window = as_windows([time_range])
+    return window if ranges is None else intersect(as_windows(ranges), window)
 
 
 class Resolver:
@@ -257,7 +252,7 @@ class Resolver:
         if time_range is None:
             return True
         if ranges is not None:
-            return bool(cut)
+            return bool(len(cut))
         try:
             doc = self.catalog.run_metadata(sub)
         except RunMetadataNotAvailable:

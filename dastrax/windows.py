@@ -174,7 +174,32 @@ def chunk_table(chunks) -> dict[str, np.ndarray]:
         # empty chunks may carry no first_time/last_endtime; they select nothing
         out[f] = np.array([int(c.get(f) or 0) for c in rows], np.int64).reshape(-1)
     out["chunk_i"] = np.array([int(c.get("chunk_i", i)) for i, c in enumerate(rows)], np.int64)
+    out["last_time"] = np.array([_last_time(c) for c in rows], np.int64).reshape(-1)
+    out["first_end"] = np.array([_first_end(c) for c in rows], np.int64).reshape(-1)
     return out
+
+
+def _first_end(chunk: Mapping) -> int:
+    """A lower bound of the rows' ends: their earliest ``endtime`` from the stats, or
+    ``first_time + 1`` where no row has zero length (``length`` and ``dt`` at least 1)."""
+    stats = chunk.get("stats") or {}
+    first = int(chunk.get("first_time") or 0)
+    if "endtime" in stats:
+        return int(stats["endtime"][0])
+    if stats.get("length", [0])[0] >= 1 and stats.get("dt", [0])[0] >= 1:
+        return first + 1
+    return first
+
+
+def _last_time(chunk: Mapping) -> int:
+    """The latest row ``time`` of a chunk: from its stats (or strax's ``last_time``); else
+    its ``last_endtime``, which bounds it."""
+    stats = chunk.get("stats") or {}
+    if "time" in stats:
+        return int(stats["time"][1])
+    if chunk.get("last_time") is not None:
+        return int(chunk["last_time"])
+    return int(chunk.get("last_endtime") or 0)
 
 
 def select_all(chunks) -> list[ChunkSelection]:
@@ -237,8 +262,9 @@ def select_rows(
         return []
     ws, we = w[:, 0], w[:, 1]
     # windows that can hold a row of the chunk: end >= first_time, start <= last_endtime
-    j0 = np.searchsorted(we, t["first_time"], side="left")
-    j1 = np.searchsorted(ws, t["last_endtime"], side="right")
+    j0 = np.searchsorted(we, t.get("first_end", t["first_time"]), side="left")
+    last_time = t.get("last_time", t["last_endtime"])
+    j1 = np.searchsorted(ws, last_time, side="right")
     # windows overlapping the chunk's [start, end), for the covered span
     k0 = np.searchsorted(we, t["start"], side="right")
     k1 = np.searchsorted(ws, t["end"], side="left")

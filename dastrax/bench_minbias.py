@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 
@@ -121,9 +120,7 @@ def _case(st, name, rows, ids, target, steps=("open", "load", "persist", "lazy_s
     return out
 
 
-def _selection_case(st, ids, target) -> dict | None:
-    if "selection" not in inspect.signature(st.get_array).parameters:
-        return None
+def _selection_case(st, ids, target) -> dict:
     meta = [st.get_metadata(r, target)["chunks"] for r in ids]
     chunks = [c for m in meta for c in m]
     cut = chunks[max(1, len(chunks) // 20) - 1]["end"]  # the first 5 % of the chunks

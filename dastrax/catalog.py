@@ -110,14 +110,23 @@ class Catalog:
                         f"superrun {name!r} was defined by another process at the same "
                         "time, with another spec; pass overwrite=True to redefine it"
                     )
-            return runs.complete_document(self.run_metadata(name))
+            return _written(doc, attachments)
         self.storage.delete_everywhere(f"{name}-")
         writer.write_run_metadata(name, doc)
-        return runs.complete_document(self.run_metadata(name))
+        return _written(doc, attachments)
 
     def select_runs(self, run_mode=None, include_tags=None, exclude_tags=None) -> pd.DataFrame:
         docs = [self.run_metadata(r) for r in self.list_runs()]
         return runs.select_table(docs, run_mode, include_tags, exclude_tags)
+
+
+def _written(doc: dict, attachments: dict) -> dict:
+    """The completed document as this call wrote it (not as read back: another process
+    may have redefined the superrun since), its spec in full."""
+    spec = doc["sub_run_spec"]
+    if any(isinstance(v, dict) for v in spec.values()):
+        doc = dict(doc, sub_run_spec=superruns.expand_spec(doc, lambda _r, k: attachments[k]))
+    return runs.complete_document(doc)
 
 
 def _where(frontend, run_id: str) -> str:

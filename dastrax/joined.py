@@ -372,7 +372,12 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
     """
     targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
     registry = resolver.registry
-    runs = [run_ids] if isinstance(run_ids, str) else [str(r) for r in run_ids]
+    if isinstance(run_ids, str):
+        runs = [run_ids]
+    elif isinstance(run_ids, (list, tuple)) or hasattr(run_ids, "tolist"):
+        runs = [str(r) for r in run_ids]
+    else:  # refused by the resolver, naming it
+        runs = []
     if not req.combining:
         for r in runs:
             if is_superrun_id(r):

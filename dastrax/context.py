@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import introspect, loader, persist, settings
+from . import introspect, joined, settings
 from .catalog import Catalog
 from .chunks import Chunk
 from .config import load_config
@@ -144,7 +144,7 @@ class Context:
     # -- keys -------------------------------------------------------------------------
     def key_for(self, run_id: str, data_type: str) -> DataKey:
         """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``."""
-        return self._resolver.key(run_id, data_type)
+        return joined.key(self._resolver, run_id, data_type)
 
     def is_stored(self, run_id: str, data_type: str) -> bool:
         """Whether complete, committed data of exactly this lineage is stored."""
@@ -175,27 +175,25 @@ class Context:
             self._progress(progress),
         )
 
-    def make(self, run_id_or_ids, targets, progress: bool | None = None) -> None:
+    def make(self, run_id_or_ids, targets, progress=None, combining: bool = False) -> None:
         """Make and store what is missing of ``targets`` (all runs in parallel); for a
         superrun, its subruns' data (and with ``write_superruns``, the superrun too)."""
         targets = [targets] if isinstance(targets, str) else list(targets)
-        requests, superruns = introspect.make_requests(self._resolver, run_id_or_ids, targets)
+        requests, superruns = joined.make_requests(
+            self._resolver, run_id_or_ids, targets, combining
+        )
         self._make(requests, progress)
         if self.context_config["write_superruns"]:
             for r in superruns:
                 for kind_targets in introspect.by_kind(self._resolver, targets).values():
-                    self.persist_superrun(r, kind_targets, progress=progress)
+                    self.persist_superrun(r, kind_targets, progress=progress, combining=combining)
 
     # -- loading ----------------------------------------------------------------------
     def _load(self, run_id_or_ids, targets, kwargs):
         req = load_request(run_id_or_ids, kwargs, lambda r: self.run_metadata(r)["start"])
         if req.columns is not None and req.check_lineage:
             introspect.check_columns(self._registry, targets, req.columns)
-        res = self._resolver.resolve(
-            run_id_or_ids, targets, req.time_range, req.check_lineage, make=req.make
-        )
-        res.selection = req.selection
-        return res, req
+        return joined.resolve(self._resolver, self._scheduler, run_id_or_ids, targets, req), req
 
     def get_dataset(
         self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
@@ -212,7 +210,7 @@ class Context:
         """
         kwargs.update(columns=columns, time_range=time_range)
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return loader.dataset(res, req.columns, run_id_or_ids)
+        return joined.dataset(res, req.columns, run_id_or_ids)
 
     def get_array(
         self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
@@ -224,7 +222,7 @@ class Context:
         kwargs.update(columns=columns, time_range=time_range)
         res, req = self._load(run_id_or_ids, targets, kwargs)
         labels = not isinstance(run_id_or_ids, str)
-        return loader.array(self._scheduler, res, req.columns, labels, self._progress(req.progress))
+        return joined.array(self._scheduler, res, req.columns, labels, self._progress(req.progress))
 
     def get_df(self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs):
         """Like :meth:`get_array`, as a pandas DataFrame (multi-dimensional fields left out)."""
@@ -237,7 +235,7 @@ class Context:
         """Iterate over :class:`Chunk` s: one per stored chunk (cut to ranges)."""
         kwargs.update(columns=columns, time_range=time_range)
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return loader.iter_chunks(self._scheduler, res, req.columns)
+        return joined.iter_chunks(self._scheduler, res, req.columns)
 
     # -- runs -------------------------------------------------------------------------
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
@@ -285,6 +283,7 @@ class Context:
         progress: bool | None = None,
         overwrite: bool = False,
         make: bool = True,
+        combining: bool = False,
     ) -> list[DataKey]:
         """Rechunk superrun ``name``'s ``targets`` and store them as a run of their own;
         returns the keys written. Several targets of one data kind share chunk boundaries.
@@ -298,14 +297,19 @@ class Context:
             {"chunk_target_size_mb": size if chunk_target_size_mb is None else chunk_target_size_mb}
         )
         compressor = normalize_compressor(self.context_config["compressor"])
-        return persist.persist_superrun(
+        return joined.persist_superrun(
             *(self._resolver, self._scheduler, name, targets, size["chunk_target_size_mb"]),
             *(compressor, self._progress(progress)),
             overwrite=overwrite,
             make=make,
+            combining=combining,
         )
 
     # -- strax's introspection --------------------------------------------------------
+    def check_superrun(self) -> list[tuple[str, str]]:
+        """``(data_type, allowing dependency)`` pairs refused for superruns (joined.conflicts)."""
+        return joined.conflicts(self._registry)
+
     def show_config(self, data_type: str | None = None) -> pd.DataFrame:
         """Options of the plugins (of ``data_type`` and its dependencies): option,
         default, current value, applies_to, help."""

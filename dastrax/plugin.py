@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .chunks import endtime
-from .errors import ConfigError
+from .errors import ConfigError, RunMetadataNotAvailable
 
 __all__ = ["Option", "Plugin", "endtime"]
 
@@ -143,6 +143,17 @@ class Plugin:
     ``provides``), ``__version__``, a ``dtype`` (class attribute or ``infer_dtype``), and
     ``compute``. Source plugins (``depends_on = ()``) also define ``chunk_intervals``.
 
+    ``allow_superrun = True`` (strax 2's flag): asked for a superrun, the plugin computes
+    once over the superrun's joined subruns, with ``run_id`` = the superrun and its run
+    document in :meth:`run_metadata` (SEMANTICS.md, "Plugins that allow superruns").
+
+    A plugin whose result depends on the whole run (or superrun) sets
+    ``needs_summary = True`` and defines :meth:`summarize` (one chunk's partial) and
+    :meth:`combine` (the partials, in time order, to one value): dastrax runs a first pass
+    of ``summarize`` tasks, one per chunk, then ``combine``, and sets the result as
+    ``self.summary`` before ``compute`` runs on each chunk — a dask reduction, on
+    threads and on a cluster alike, with no state carried between chunks.
+
     ``compute`` receives one chunk: the dependencies' rows for ``[start, end)`` as keyword
     arguments named by data kind (several dependencies of one kind merged column-wise),
     then ``start`` and ``end``; source plugins get only ``start`` and ``end``. It returns
@@ -168,10 +179,17 @@ class Plugin:
     data_kind: ClassVar[str | None] = None
     __version__: ClassVar[str] = "0.0.0"
     dtype: Any = None
+    #: computed once over a superrun's joined subruns (strax 2's ``allow_superrun``)
+    allow_superrun: ClassVar[bool] = False
+    #: needs a first pass over the whole run: :meth:`summarize`, then :meth:`combine`
+    needs_summary: ClassVar[bool] = False
 
     def __init__(self, run_id: str, config: dict[str, Any]):
         self.run_id = run_id
         self.config = config
+        #: the value :meth:`combine` gave, for plugins with ``needs_summary``
+        self.summary: Any = None
+        self._run_doc: dict | None = None
         dtype = self.infer_dtype() if type(self).dtype is None else type(self).dtype
         self.dtype = np.dtype(dtype)
 
@@ -204,3 +222,38 @@ class Plugin:
 
     def compute(self, *args, **kwargs):  # pragma: no cover - always overridden
         raise ConfigError(f"plugin {type(self).__name__} must define compute()")
+
+    # -- whole-run plugins ------------------------------------------------------------
+    def summarize(self, start: int, end: int, **inputs) -> Any:
+        """One chunk's partial of the run's summary (``needs_summary`` plugins): called
+        with the same arguments as :meth:`compute`. By default nothing (None)."""
+        return None
+
+    def combine(self, partials: list) -> Any:
+        """The run's summary from the chunks' partials, in time order; it becomes
+        ``self.summary``. By default the list of partials itself."""
+        return partials
+
+    def run_metadata(self) -> dict:
+        """The run document of the superrun this plugin computes over (``allow_superrun``
+        plugins asked for a superrun): its ``livetime``, ``sub_run_spec``, ...
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            The plugin is not computing over a superrun.
+
+        Examples
+        --------
+        >>> class Rate(Plugin):                                     # doctest: +SKIP
+        ...     allow_superrun = True
+        ...     def compute(self, peaks, start, end):
+        ...         livetime = self.run_metadata()["livetime"]
+        """
+        if self._run_doc is None:
+            raise RunMetadataNotAvailable(
+                f"plugin {type(self).__name__} for run {self.run_id!r} is not computing over "
+                "a superrun, so no run document was given to it; read run documents with "
+                "st.run_metadata(run_id)"
+            )
+        return dict(self._run_doc)

@@ -22,6 +22,7 @@ from .plugin import Plugin
 from .registry import PluginRegistry
 from .scheduling import Scheduler
 from .storage import StorageList, StoredGroup
+from .wholerun import apply_summaries, summary_graph
 
 __all__ = ["RunWork", "make_runs", "plan_run"]
 
@@ -97,8 +98,12 @@ def _intervals(work: RunWork) -> list[tuple[int, int]]:
     return intervals
 
 
-def compute_chunk(work: RunWork, i: int, start: int, end: int) -> dict[str, np.ndarray]:
-    """Chunk ``i`` of every data type in ``work.compute``."""
+def compute_chunk(
+    work: RunWork, i: int, start: int, end: int, summaries=None, upto=None
+) -> dict[str, np.ndarray]:
+    """Chunk ``i`` of every data type in ``work.compute`` (with ``upto``: the inputs of
+    ``upto``'s compute, for a whole-run plugin's summary pass; see dastrax.wholerun)."""
+    apply_summaries(work.plugins, summaries)
     results: dict[str, np.ndarray] = {}
     for dt, group in work.inputs.items():
         c = group.chunks[i]
@@ -110,6 +115,8 @@ def compute_chunk(work: RunWork, i: int, start: int, end: int) -> dict[str, np.n
         kwargs: dict[str, list] = defaultdict(list)
         for dep in type(plugin).depends_on:
             kwargs[_kind_of(work, dep)].append(results[dep])
+        if dt == upto:
+            return {k: merge_columns(v) for k, v in kwargs.items()}
         try:
             out = plugin.compute(
                 **{k: merge_columns(v) for k, v in kwargs.items()}, start=start, end=end
@@ -183,8 +190,11 @@ def make_runs(
         for work in works:
             # one graph node holds the run's plugins and inputs: shipped once per worker
             work_node = dask.delayed(work, pure=False)
+            summaries = summary_graph(
+                work_node, work.compute, work.plugins, work.intervals, compute_chunk
+            )
             chunk_tasks = [
-                dask.delayed(compute_chunk, pure=False)(work_node, i, s, e)
+                dask.delayed(compute_chunk, pure=False)(work_node, i, s, e, summaries)
                 for i, (s, e) in enumerate(work.intervals)
             ]
             for dt in work.compute:

@@ -1,5 +1,10 @@
 """Dummy plugins for tutorials, tests and benchmarks: ``Records`` → ``Peaks`` →
-``PeakClassification``. Their option names are part of the API contract (API.md)."""
+``PeakClassification``. Their option names are part of the API contract (API.md).
+
+``SuperrunPeaks`` and ``SuperrunPeakClassification`` are the same plugins with strax 2's
+``allow_superrun = True``: asked for a superrun they compute once over its joined
+subruns. ``IntegralMinusMean`` (also allowing) needs the whole run: each peak's waveform
+integral minus the mean integral of the run — or of the superrun, over the join."""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ import numpy as np
 
 from .plugin import Option, Plugin
 
-__all__ = ["PeakClassification", "Peaks", "Records"]
+__all__ = [
+    "IntegralMinusMean",
+    "PeakClassification",
+    "Peaks",
+    "Records",
+    "SuperrunPeakClassification",
+    "SuperrunPeaks",
+]
 
 _TIME = (("Start time since unix epoch [ns]", "time"), np.int64)
 _LENGTH = (("Length of the interval in samples", "length"), np.int32)
@@ -111,4 +123,58 @@ class PeakClassification(Plugin):
         for name in ("time", "length", "dt"):
             out[name] = peaks[name]
         out["type"] = 1 + (peaks["channel"] % 2)
+        return out
+
+
+class SuperrunPeaks(Peaks):
+    """:class:`Peaks` computed once over a superrun's joined subruns (``allow_superrun``)."""
+
+    allow_superrun = True
+
+
+class SuperrunPeakClassification(PeakClassification):
+    """:class:`PeakClassification` computed over a superrun's join (``allow_superrun``)."""
+
+    allow_superrun = True
+
+
+class IntegralMinusMean(Plugin):
+    """Each peak's waveform integral (``data`` summed, float64) minus the mean integral
+    over the whole run — for a superrun, over all its subruns' peaks together.
+
+    A whole-run plugin: ``summarize`` gives each chunk's ``(sum, count)``, ``combine``
+    the mean, which ``compute`` then subtracts chunk by chunk. ``n_subruns`` is the number
+    of subruns in the superrun's run document (0 for a regular run).
+    """
+
+    provides = "integral_minus_mean"
+    depends_on = ("peaks",)
+    data_kind = "peaks"
+    __version__ = "0.0.1"
+    allow_superrun = True
+    needs_summary = True
+    dtype = [
+        _TIME,
+        _LENGTH,
+        _DT,
+        (("Waveform integral minus the run's mean [PE]", "integral_minus_mean"), np.float64),
+        (("Subruns of the superrun computed over (0: a regular run)", "n_subruns"), np.int32),
+    ]
+
+    def summarize(self, peaks, start, end):
+        integral = peaks["data"].sum(axis=1, dtype=np.float64)
+        return float(integral.sum()), len(peaks)
+
+    def combine(self, partials):
+        total = sum(s for s, _n in partials)
+        count = sum(n for _s, n in partials)
+        return total / count if count else 0.0
+
+    def compute(self, peaks, start, end):
+        out = np.zeros(len(peaks), self.dtype)
+        for name in ("time", "length", "dt"):
+            out[name] = peaks[name]
+        out["integral_minus_mean"] = peaks["data"].sum(axis=1, dtype=np.float64) - self.summary
+        if self.run_id.startswith("_"):
+            out["n_subruns"] = len(self.run_metadata()["sub_run_spec"])
         return out

@@ -77,8 +77,32 @@ class Catalog:
     def _doc(self, run_id: str) -> dict:
         return self._stored(run_id)[0]
 
-    def define(self, name: str, data, from_run: str | None = None, overwrite: bool = False):
-        """Define superrun ``name`` (see :meth:`dastrax.Context.define_run`)."""
+    def extend(self, name: str, data, from_run: str | None = None) -> dict:
+        """Add subruns to superrun ``name`` (see :meth:`dastrax.Context.extend_superrun`):
+        a redefinition with the old spec plus the new subruns, keeping its stored data
+        (a later persist appends the new rows)."""
+        validate_superrun_name(name)
+        old = self.run_metadata(name)["sub_run_spec"]
+        new = superruns.normalize_spec(data, from_run)
+        again = sorted(set(new) & set(old))
+        if again:
+            raise SuperrunDefinitionError(
+                f"superrun {name!r} already holds {again}; extend it with other runs (the "
+                "same data may not appear twice), or redefine it with define_run(..., "
+                "overwrite=True)"
+            )
+        return self.define(name, {**old, **new}, overwrite=True, keep_stored=True)
+
+    def define(
+        self,
+        name: str,
+        data,
+        from_run: str | None = None,
+        overwrite: bool = False,
+        keep_stored: bool = False,
+    ):
+        """Define superrun ``name`` (see :meth:`dastrax.Context.define_run`); with
+        ``keep_stored``, a redefinition keeps the stored data of the old one."""
         validate_superrun_name(name)
         if from_run is not None:
             validate_run_id(from_run)
@@ -111,7 +135,8 @@ class Catalog:
                         "time, with another spec; pass overwrite=True to redefine it"
                     )
             return _written(doc, attachments)
-        self.storage.delete_everywhere(f"{name}-")
+        if not keep_stored:
+            self.storage.delete_everywhere(f"{name}-")
         writer.write_run_metadata(name, doc)
         return _written(doc, attachments)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import introspect, joined, settings
+from . import display, introspect, joined, settings, versions
 from .catalog import Catalog
 from .chunks import Chunk
 from .config import load_config
@@ -157,23 +157,14 @@ class Context:
     def get_metadata(self, run_id: str, data_type: str) -> dict:
         """The stored metadata of ``data_type`` of ``run_id``; never makes data
         (:class:`DataNotAvailable` if it is not stored)."""
-        key = self.key_for(run_id, data_type)
-        group = self._storage.find(str(key))
-        if group is None:
-            raise self._resolver.not_stored({run_id: [data_type]}, {(run_id, data_type): key})
-        return introspect.public_metadata(group)
+        return introspect.metadata(self._resolver, self.key_for(run_id, data_type))
 
     # -- making -----------------------------------------------------------------------
     def _make(self, requests: list[tuple[str, list[str]]], progress=None) -> list[str]:
-        return make_runs(
-            self._registry,
-            self._storage,
-            self._scheduler,
-            requests,
-            normalize_compressor(self.context_config["compressor"]),
-            self.context_config["chunk_target_size_mb"],
-            self._progress(progress),
-        )
+        cfg, services = self.context_config, (self._registry, self._storage, self._scheduler)
+        compressor = normalize_compressor(cfg["compressor"])
+        size, progress = cfg["chunk_target_size_mb"], self._progress(progress)
+        return make_runs(*services, requests, compressor, size, progress)
 
     def make(self, run_id_or_ids, targets, progress=None, combining: bool = False) -> None:
         """Make and store what is missing of ``targets`` (all runs in parallel); for a
@@ -190,10 +181,12 @@ class Context:
 
     # -- loading ----------------------------------------------------------------------
     def _load(self, run_id_or_ids, targets, kwargs):
-        req = load_request(run_id_or_ids, kwargs, lambda r: self.run_metadata(r)["start"])
+        run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
+        res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
+        req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
         if req.columns is not None and req.check_lineage:
             introspect.check_columns(self._registry, targets, req.columns)
-        return joined.resolve(self._resolver, self._scheduler, run_id_or_ids, targets, req), req
+        return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req), req
 
     def get_dataset(
         self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
@@ -262,6 +255,17 @@ class Context:
         """
         return self._catalog.define(name, data, from_run, overwrite)
 
+    def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
+        """Add subruns to superrun ``name`` (the forms of :meth:`define_run`; they must not
+        overlap it); returns the new document. A persisted superrun keeps its stored
+        chunks: the next :meth:`persist_superrun` appends only the new rows."""
+        return self._catalog.extend(name, data, from_run)
+
+    def superrun_versions(self, name: str) -> pd.DataFrame:
+        """The versions of superrun ``name`` (IcechunkRepository): ``version, time,
+        commit, subruns, livetime, stored``; load one with ``version=N`` or ``"name@N"``."""
+        return versions.superrun_versions(self._resolver, name)
+
     def list_runs(self) -> list[str]:
         """Every run id with a run document, superruns included."""
         return self._catalog.list_runs()
@@ -329,23 +333,15 @@ class Context:
 
     # -- display ----------------------------------------------------------------------
     def __repr__(self) -> str:
-        plugins = ", ".join(sorted(self._registry.plugins)) or "none"
-        where = ", ".join(f.url for f in self._storage) or "no storage"
-        return f"<dastrax.Context storage=[{where}] data types=[{plugins}] {self._scheduler}>"
+        return display.context_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import context_html
-
-        return context_html(self)
+        return display.context_html(self)
 
     def superrun_summary(self, name: str) -> pd.DataFrame:
         """A table of superrun ``name``'s flattened subruns: ranges and livetime."""
-        from .display import superrun_table
-
-        return superrun_table(self, name)
+        return display.superrun_table(self, name)
 
     def show_superrun(self, name: str, targets=()):
         """An HTML view of a superrun for notebooks (subruns, ranges, what is stored)."""
-        from .display import SuperrunView
-
-        return SuperrunView(self, name, targets)
+        return display.SuperrunView(self, name, targets)

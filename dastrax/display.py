@@ -234,6 +234,13 @@ def plot_superrun(ctx, name: str, ax=None):
     return ax
 
 
+def context_repr(ctx) -> str:
+    """``repr`` of a context: its storage, data types and scheduler."""
+    plugins = ", ".join(sorted(ctx._registry.plugins)) or "none"
+    where = ", ".join(f.url for f in ctx.storage) or "no storage"
+    return f"<dastrax.Context storage=[{where}] data types=[{plugins}] {ctx._scheduler}>"
+
+
 def context_html(ctx) -> str:
     """An HTML summary of a context: storage, plugins, scheduler and options."""
     storage = "".join(

@@ -25,6 +25,15 @@ def public_metadata(group: StoredGroup) -> dict:
     return meta
 
 
+def metadata(resolver: Resolver, key) -> dict:
+    """``get_metadata`` of ``key``: :class:`DataNotAvailable` (naming what is stored) if
+    it is not stored; it never makes data."""
+    group = resolver.storage.find(str(key))
+    if group is None:
+        raise resolver.not_stored({key.run_id: [key.data_type]}, {(key.run_id, key.data_type): key})
+    return public_metadata(group)
+
+
 def make_requests(resolver: Resolver, run_id_or_ids, targets: list[str]):
     """``([(run_id, targets), ...], superruns)`` for ``make``: superruns become their
     subruns; unknown data types are refused before anything is made."""

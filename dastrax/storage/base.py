@@ -210,9 +210,15 @@ class StorageFrontend(abc.ABC):
 
     @abc.abstractmethod
     def writer(
-        self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
+        self,
+        key: str,
+        dtype: np.dtype,
+        compressor: dict | None = None,
+        data_kind: str = "rows",
+        overwrite: bool = False,
     ) -> GroupWriter:
-        """Start writing ``key``."""
+        """Start writing ``key``; with ``overwrite``, its commit replaces what is stored
+        under ``key`` (never leaving it half-written)."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

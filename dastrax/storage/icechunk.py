@@ -800,9 +800,16 @@ class IcechunkRepository(StorageFrontend):
         return sorted(k for k in root.group_keys() if k != RUNS and k.startswith(prefix))
 
     def writer(
-        self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
+        self,
+        key: str,
+        dtype: np.dtype,
+        compressor: dict | None = None,
+        data_kind: str = "rows",
+        overwrite: bool = False,
     ) -> IcechunkWriter:
-        """Start writing ``key``: a writer forked from the branch tip.
+        """Start writing ``key``: a writer forked from the branch tip. With ``overwrite``,
+        a stored ``key`` is deleted first, in a commit of its own (older snapshots, and
+        so older versions, keep it).
 
         Raises
         ------
@@ -811,6 +818,8 @@ class IcechunkRepository(StorageFrontend):
         """
         self.check_writable()
         _check_key(key)
+        if overwrite:
+            self.delete(key)
         repo = self._repo(create=True)
         _ensure_root(repo, self.branch, self.url)
         fork = repo.writable_session(self.branch).fork()

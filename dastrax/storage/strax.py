@@ -555,7 +555,12 @@ class StraxDirectory(StorageFrontend):
         )
 
     def writer(
-        self, key: str, dtype: np.dtype, compressor: dict | None = None, data_kind: str = "rows"
+        self,
+        key: str,
+        dtype: np.dtype,
+        compressor: dict | None = None,
+        data_kind: str = "rows",
+        overwrite: bool = False,
     ) -> GroupWriter:
         """Refused: read-only."""
         self._refuse(f"write {key}")

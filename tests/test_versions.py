@@ -1,0 +1,99 @@
+"""Versioned and growing superruns (issue 14): on an IcechunkRepository every definition,
+redefinition and extension is a version that loads as it was; extend_superrun adds
+subruns; ZarrDirectory refuses version=."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_context
+
+import dastrax
+from dastrax.testutils import PeakClassification, Peaks, Records
+
+RUNS = ["0", "1", "2", "3"]
+
+
+def _context(storage):
+    return dastrax.Context(
+        storage=[storage], register=[Records, Peaks, PeakClassification], progress=False
+    )
+
+
+def _make_runs(st, runs=RUNS):
+    for i, r in enumerate(runs):
+        st.set_config({"time_offset": 20 * i})
+        st.make(r, "peaks")
+        st.write_run_metadata(r, {"start": 20 * i, "end": 20 * i + 10})
+    st.set_config({"time_offset": 0})
+
+
+@pytest.fixture
+def repo(tmp_path):
+    st = _context(dastrax.IcechunkRepository(str(tmp_path / "repo")))
+    _make_runs(st)
+    return st
+
+
+def test_versions_of_a_growing_superrun_load_as_they_were(repo):
+    st = repo
+    st.define_run("_sr", RUNS[:3])
+    st.persist_superrun("_sr", "peaks")
+    v1_rows = st.get_array("_sr", "peaks")
+    assert len(v1_rows) == 300
+    doc = st.extend_superrun("_sr", ["3"])
+    assert list(doc["sub_run_spec"]) == RUNS
+    assert doc["livetime"] == pytest.approx(4e-8)
+    st.persist_superrun("_sr", "peaks")
+    table = st.superrun_versions("_sr")
+    assert table["version"].tolist() == [1, 2]
+    assert table["subruns"].tolist() == [RUNS[:3], RUNS]
+    assert table["stored"].tolist() == [["peaks"], ["peaks"]]
+    assert table["livetime"].tolist() == pytest.approx([3e-8, 4e-8])
+    # version 1 loads exactly the 3 runs' rows, version 2 (the current one) the 4 runs'
+    v1 = st.get_array("_sr", "peaks", version=1)
+    np.testing.assert_array_equal(v1["time"], v1_rows["time"])
+    assert len(st.get_array("_sr@1", "peaks")) == 300
+    v2 = st.get_array("_sr", "peaks")
+    assert len(v2) == 400
+    np.testing.assert_array_equal(st.get_array("_sr@2", "peaks")["time"], v2["time"])
+    want = st.get_array(RUNS, "peaks")
+    np.testing.assert_array_equal(v2["time"], want["time"])
+    # version 1's stored chunks are unchanged: its snapshot still reads them
+    ds = st.get_dataset("_sr", "peaks", version=1)
+    assert ds.attrs["subruns"] == RUNS[:3]
+    assert float(ds.area.sum().compute()) == 300.0
+
+
+def test_a_redefinition_is_a_version_and_loads_unstored_too(repo):
+    st = repo
+    st.define_run("_x", {"0": [(0, 5)]})
+    st.define_run("_x", {"1": [(20, 30)]}, overwrite=True)
+    assert st.superrun_versions("_x")["version"].tolist() == [1, 2]
+    assert st.get_array("_x@1", "peaks")["time"].max() < 5
+    assert st.get_array("_x", "peaks")["time"].min() >= 20
+    with pytest.raises(dastrax.InvalidRequest, match="version"):
+        st.get_array("_x@3", "peaks")
+
+
+def test_version_on_a_zarr_directory_names_icechunk(tmp_path):
+    st = make_context(tmp_path / "data")
+    _make_runs(st, RUNS[:2])
+    st.define_run("_z", RUNS[:2])
+    with pytest.raises(dastrax.InvalidRequest, match="IcechunkRepository"):
+        st.get_array("_z", "peaks", version=1)
+    with pytest.raises(dastrax.InvalidRequest, match="IcechunkRepository"):
+        st.superrun_versions("_z")
+    with pytest.raises(dastrax.InvalidRequest, match="name@N"):
+        st.get_array("_z@x", "peaks")
+
+
+def test_extend_refuses_subruns_already_there_and_overlaps(tmp_path):
+    st = make_context(tmp_path / "data")
+    _make_runs(st, RUNS[:3])
+    st.define_run("_e", RUNS[:2])
+    with pytest.raises(dastrax.SuperrunDefinitionError, match="already holds"):
+        st.extend_superrun("_e", ["1"])
+    doc = st.extend_superrun("_e", {"2": [(40, 45)]})
+    assert doc["sub_run_spec"]["2"] == [[40, 45]]
+    assert len(st.get_array("_e", "peaks")) == 250

@@ -3,6 +3,8 @@ and deleted — over the storage frontends, for the resolver and the context."""
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
 from . import runs, superruns
@@ -59,9 +61,40 @@ class Catalog:
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
         """Write the document of regular run ``run_id`` (``start``/``end`` required)."""
         validate_regular_run_id(run_id)
-        self.storage.run_metadata_writer(run_id).write_run_metadata(
-            run_id, runs.normalize_document(run_id, doc)
-        )
+        doc = runs.normalize_document(run_id, doc)
+        self.storage.run_metadata_writer(run_id).write_run_metadata(run_id, doc)
+        self.warn_rows_outside({run_id: doc})
+
+    def warn_rows_outside(self, docs: dict[str, dict]) -> None:
+        """Warn if stored rows of the runs ``{run_id: document}`` lie outside their
+        document's ``[start, end)`` (e.g. a document in seconds, rows in ns): loads never
+        lose them, but the documents' bounds and livetime say something else. Checked
+        for up to 20 runs at a time (a big superrun's define does not read every subrun's
+        metadata for it; each run is checked when its document is written)."""
+        if len(docs) > 20:
+            return
+        for frontend in self.storage:
+            for run_id in docs:
+                self._warn_run(frontend, run_id, docs[run_id])
+
+    def _warn_run(self, frontend, run_id: str, doc: dict) -> None:
+        for key in frontend.keys(f"{run_id}-"):
+            if key.count("-") == 2:
+                group = frontend.find(key)
+                chunks = [c for c in (group.chunks if group else []) if c.get("n")]
+                if not chunks:
+                    continue
+                first = min(c["first_time"] for c in chunks)
+                last = max(c["last_endtime"] for c in chunks)
+                if first < doc["start"] or last > doc["end"]:
+                    warnings.warn(
+                        f"rows of {key} lie in [{first}, {last}), outside run {run_id}'s "
+                        f"document [start, end) = [{doc['start']}, {doc['end']}): check that "
+                        "the document's start and end are in ns since the epoch",
+                        UserWarning,
+                        stacklevel=5,
+                    )
+                    return
 
     def list_runs(self) -> list[str]:
         return self.storage.list_runs()
@@ -110,6 +143,7 @@ class Catalog:
         superruns.require_docs(spec, self._doc, name)
         flat = superruns.flatten_arrays(spec, self._doc, (name,), self._attachment)
         doc, attachments = superruns.superrun_document(name, spec, flat, self._doc)
+        self.warn_rows_outside({s: self._doc(s) for s, r in flat if isinstance(r, str)})
         try:
             old = self._stored(name)[0]
         except RunMetadataNotAvailable:

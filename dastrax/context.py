@@ -149,10 +149,9 @@ class Context:
     def is_stored(self, run_id: str, data_type: str) -> bool:
         """Whether complete, committed data of exactly this lineage is stored."""
         try:
-            key = self.key_for(run_id, data_type)
+            return self._resolver.find(self.key_for(run_id, data_type)) is not None
         except LineageMismatch:
             return False
-        return self._storage.find(str(key)) is not None
 
     def get_metadata(self, run_id: str, data_type: str) -> dict:
         """The stored metadata of ``data_type`` of ``run_id``; never makes data

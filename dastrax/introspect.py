@@ -28,7 +28,7 @@ def public_metadata(group: StoredGroup) -> dict:
 def metadata(resolver: Resolver, key) -> dict:
     """``get_metadata`` of ``key``: :class:`DataNotAvailable` (naming what is stored) if
     it is not stored; it never makes data."""
-    group = resolver.storage.find(str(key))
+    group = resolver.find(key)
     if group is None:
         raise resolver.not_stored({key.run_id: [key.data_type]}, {(key.run_id, key.data_type): key})
     return public_metadata(group)

@@ -166,7 +166,7 @@ class Resolver:
             if is_superrun_id(label):
                 flat = self.flat(label)
                 keys = self._superrun_keys(label, targets, flat)
-                groups = [self.storage.find(str(k)) for k in keys.values()] if keys else []
+                groups = [self.find(k, flat) for k in keys.values()] if keys else []
                 groups = groups if stored else []
                 if groups and all(groups):
                     plan.append(
@@ -177,7 +177,9 @@ class Resolver:
                 for sub, ranges in flat:
                     ranges = None if _is_all(ranges) else ranges
                     cut = intersect_ranges(ranges, time_range)
-                    if self._touches(cut, ranges, sub, time_range):
+                    if self._touches(cut, ranges, sub, time_range) or self._stored(sub, targets):
+                        # (stored data is looked at whatever its run document says: rows
+                        # may lie outside it, e.g. documents in seconds and rows in ns)
                         plan.append((label, sub, cut, len(subruns), None))
                     subruns.append(sub)
             else:
@@ -204,7 +206,7 @@ class Resolver:
             groups = []
             for t in targets:
                 key = sr_keys[t] if sr_keys else keys[(run, t)]
-                group = self.storage.find(str(key))
+                group = self.find(key)
                 if group is None:
                     raise DataNotAvailable(f"{key} is not stored and could not be made")
                 if check_lineage and canonical(group.meta.get("lineage")) != canonical(key.lineage):
@@ -246,6 +248,23 @@ class Resolver:
             return {t: self.superrun_key(label, t, flat) for t in targets}
         except LineageMismatch:
             return None
+
+    def find(self, key: DataKey, flat=None) -> StoredGroup | None:
+        """The stored group of ``key``; for a superrun also one that strax stored itself
+        (its key carries the plain lineage hash of its subruns, not dastrax's hash of
+        lineage and spec) if it holds exactly the superrun's subruns."""
+        group = self.storage.find(str(key))
+        if group is not None or not is_superrun_id(key.run_id):
+            return group
+        flat = flat if flat is not None else self.flat(key.run_id)
+        plain = self.regular_key(flat[0][0], key.data_type).lineage_hash
+        group = self.storage.find(f"{key.run_id}-{key.data_type}-{plain}")
+        if group is None or "strax_version" not in group.meta:
+            return None
+        return group if list(group.meta.get("subruns") or []) == [s for s, _ in flat] else None
+
+    def _stored(self, run: str, targets) -> bool:
+        return all(self.storage.find(str(self.regular_key(run, t))) for t in targets)
 
     def _touches(self, cut, ranges, sub, time_range) -> bool:
         """Whether a subrun has anything inside the time range (so must be loaded)."""

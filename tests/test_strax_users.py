@@ -254,12 +254,6 @@ def test_the_dashboard_address_is_printed_for_a_scheduler_address(capsys):
 
 
 # -- not fixed yet ------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="rows outside their run document's [start, end) (documents in seconds, rows in "
-    "ns, as in strax's tutorial): the superrun's chunk bounds come from the documents and a "
-    "time range silently loses every row",
-)
 def test_a_time_range_never_loses_rows_outside_the_run_documents(tmp_path):
     st = context(tmp_path)
     three_runs(st, docs_in_seconds=True)
@@ -271,10 +265,6 @@ def test_a_time_range_never_loses_rows_outside_the_run_documents(tmp_path):
     assert len(st.get_array("_superrun_test", "peaks", time_range=(0, 50))) == 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no warning at define/make when rows lie outside their run document's [start, end)",
-)
 def test_rows_outside_the_run_documents_warn(tmp_path):
     st = context(tmp_path)
     three_runs(st, docs_in_seconds=True)
@@ -282,13 +272,6 @@ def test_rows_outside_the_run_documents_warn(tmp_path):
         st.define_run("_superrun_test", ["0", "1", "2"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a superrun strax stored itself (read through StraxDirectory, or imported) is not "
-    "found by the context: dastrax hashes superrun keys with the subruns, strax's key "
-    "carries the plain lineage hash, so key_for/is_stored/`dastrax info _kr_fixture peaks` "
-    "miss it (loads concatenate the subruns instead)",
-)
 def test_a_strax_stored_superrun_is_stored_for_the_context():
     st = dastrax.Context(storage=StraxDirectory(STRAX), progress=False)
     assert st.is_stored("_kr_fixture", "peaks")

@@ -475,6 +475,59 @@ def _shorten(text: str, limit: int = 200) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# extend, versions
+# --------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+@click.argument("runs_args", metavar="[RUN | RUN:START-END]...", nargs=-1)
+@click.option("--rows", "rows_file", metavar="FILE", help="CSV or parquet rows, as for define.")
+@click.option("--from-run", help="The run all --rows come from (when they have no run_id).")
+@with_env()
+def extend(env, name, runs_args, rows_file, from_run):
+    """Add subruns to superrun NAME (as `define` takes them; they must not overlap it).
+
+    A persisted superrun keeps its stored chunks; the next `persist` appends the new
+    rows. On an IcechunkRepository the extension is a new version.
+
+    \b
+    Examples:
+      dastrax extend _kr_feb 3 4
+      dastrax extend _minbias --rows more_events.csv
+    """
+    if rows_file and runs_args:
+        raise click.UsageError("give either RUN arguments or --rows, not both")
+    if not rows_file and not runs_args:
+        raise click.UsageError("give the new subruns: RUN or RUN:START-END, or --rows FILE")
+    data = _read_rows(rows_file) if rows_file else _spec_from_args(runs_args)
+    doc = env.ctx.extend_superrun(name, data, from_run=from_run)
+    click.echo(
+        f"extended superrun {name}: {len(doc['sub_run_spec'])} subruns, start {doc['start']} "
+        f"ns, end {doc['end']} ns, livetime {doc['livetime']:.4g} s"
+    )
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@with_env()
+def versions(env, name, as_json):
+    """List the versions of superrun NAME (an IcechunkRepository keeps every definition,
+    redefinition and extension); load one with version=N or the run id NAME@N.
+
+    \b
+    Examples:
+      dastrax versions _kr_feb --storage icechunk:///data/xenon/repo
+    """
+    table = env.ctx.superrun_versions(name)
+    if as_json:
+        click.echo(table.to_json(orient="records", date_format="iso", indent=2))
+        return
+    table = table.assign(subruns=[", ".join(s) for s in table["subruns"]])
+    table = table.assign(stored=[", ".join(s) or "-" for s in table["stored"]])
+    _echo_table(table.set_index("version"))
+
+
+# --------------------------------------------------------------------------------------
 # info
 # --------------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT_SETTINGS)

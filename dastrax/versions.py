@@ -63,6 +63,7 @@ def superrun_versions(resolver: Resolver, name: str) -> pd.DataFrame:
     """One row per version of superrun ``name``: ``version, time, commit, subruns,
     livetime, stored`` (the data types stored while it was the current version)."""
     validate_superrun_name(name)
+    resolver.catalog.run_metadata(name)  # "superrun ... is not defined"
     frontend = _versioned(resolver.storage, name)
     rows = []
     for v in frontend.superrun_versions(name):

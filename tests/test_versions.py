@@ -97,3 +97,20 @@ def test_extend_refuses_subruns_already_there_and_overlaps(tmp_path):
     doc = st.extend_superrun("_e", {"2": [(40, 45)]})
     assert doc["sub_run_spec"]["2"] == [[40, 45]]
     assert len(st.get_array("_e", "peaks")) == 250
+
+
+def test_versions_and_extend_on_the_command_line(tmp_path, capsys):
+    from dastrax.cli import main
+
+    repo = tmp_path / "repo"
+    st = _context(dastrax.IcechunkRepository(str(repo)))
+    _make_runs(st, RUNS[:3])
+    storage = ["--storage", f"icechunk://{repo}"]
+    assert main(["define", "_c", "0", "1", *storage]) == 0
+    assert main(["extend", "_c", "2", *storage]) == 0
+    assert "3 subruns" in capsys.readouterr().out
+    assert main(["versions", "_c", *storage]) == 0
+    out = capsys.readouterr().out
+    assert "0, 1, 2" in out and "0, 1" in out
+    assert main(["versions", "_c", "--storage", str(tmp_path / "plain")]) == 1
+    assert "superrun _c is not defined" in capsys.readouterr().err

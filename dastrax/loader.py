@@ -396,6 +396,19 @@ class Resolved:
             self._pieces = pieces
         return self._pieces
 
+    def fields(self, cols: dict) -> list:
+        """numpy fields of the loaded columns ``cols``, with their titles (as stored)."""
+        dtypes = [g.dtype for s in self.sources[:1] for _dt, g in s.groups]
+        if self.dtype is not None:
+            dtypes.append(self.dtype)
+        out = []
+        for n, (_dt, sub) in cols.items():
+            title = next(
+                (d.fields[n][2] for d in dtypes if n in d.names and len(d.fields[n]) > 2), None
+            )
+            out.append(((title, n) if title else n, sub))
+        return out
+
     def columns(self, columns=None) -> dict[str, tuple[str, np.dtype]]:
         if self.sources:
             return column_dtypes(self.sources, columns)
@@ -457,7 +470,7 @@ def dataset(res: Resolved, columns=None, run_id=None):
 def array(scheduler, res: Resolved, columns, labels: bool, progress: bool) -> np.ndarray:
     """The numpy result of a load: allocated once, filled by the scheduler's tasks."""
     cols = res.columns(columns)
-    fields = [(n, sub) for n, (_dt, sub) in cols.items()]
+    fields = res.fields(cols)
     if labels:
         width = max([len(s.label) for s in res.sources] + [1])
         fields.append(("run_id", f"<U{width}"))
@@ -482,7 +495,7 @@ def iter_chunks(scheduler, res: Resolved, columns=None):
     if not res.sources:
         return
     cols = res.columns(columns)
-    dtype = np.dtype([(n, sub) for n, (_dt, sub) in cols.items()])
+    dtype = np.dtype(res.fields(cols))
     data_type = "+".join(res.targets)
     pieces = res.pieces()
     tasks = [dask.delayed(read_task, pure=False)(Opaque([p]), cols, dtype, False) for p in pieces]

@@ -259,7 +259,10 @@ class Resolver:
         flat = flat if flat is not None else self.flat(key.run_id)
         plain = self.regular_key(flat[0][0], key.data_type).lineage_hash
         group = self.storage.find(f"{key.run_id}-{key.data_type}-{plain}")
-        if group is None or "strax_version" not in group.meta:
+        strax = "strax_version" in (group.meta if group else {}) or (
+            (group.meta.get("imported_from") or {}).get("format") == "strax" if group else False
+        )
+        if not strax:
             return None
         return group if list(group.meta.get("subruns") or []) == [s for s, _ in flat] else None
 

@@ -138,3 +138,61 @@ def test_a_live_writers_folder_is_never_swept(seeded, tmp_path):
     st.make("0", "peaks")  # the next writer
     assert_no_temporaries(storage)
     assert_rows(st.get_array("0", "records"), rows["0", "records"])
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_two_processes_define_the_same_new_superrun_differently(seeded, tmp_path, round_):
+    """Issue 13: both held at the exclusive create of the new superrun's document, then
+    let go together: exactly one definition wins, the other raises
+    SuperrunDefinitionError, and the stored document is the winner's."""
+    source, _rows = seeded
+    storage = tmp_path / "data"
+    shutil.copytree(source, storage)
+    go = tmp_path / "go"
+    specs = [["0"], ["1"]]
+    procs = []
+    try:
+        for i, spec in enumerate(specs):
+            signal = tmp_path / f"paused-{i}"
+            args = {
+                "storage": str(storage),
+                "action": "define_run",
+                "name": "_race",
+                "data": spec,
+                "config": CONFIG,
+                "pause": {"at": "link", "contains": "/runs/"},
+                "signal": str(signal),
+                "go": str(go),
+            }
+            procs.append((start_writer(args), signal))
+        for proc, signal in procs:
+            wait_for(signal.exists, proc, "the exclusive create")
+        go.touch()
+        results = [proc.communicate(timeout=120) for proc, _ in procs]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                kill(proc)
+    won = [i for i, (out, _err) in enumerate(results) if "done" in out]
+    lost = [i for i, (_out, err) in enumerate(results) if "SuperrunDefinitionError" in err]
+    assert len(won) == 1 and len(lost) == 1, results
+    st = helpers.context(storage, CONFIG)
+    assert list(st.run_metadata("_race")["sub_run_spec"]) == specs[won[0]]
+    assert_no_temporaries(storage)
+
+
+def test_a_group_deleted_while_read_is_not_reported_damaged(seeded, tmp_path):
+    """Issue 13: a group that disappears under a reader (another process redefined the
+    superrun with overwrite=True) raises DataNotAvailable ("load again"), not
+    CorruptData's "delete the store" advice."""
+    source, _rows = seeded
+    storage = tmp_path / "data"
+    shutil.copytree(source, storage)
+    st = helpers.context(storage, CONFIG)
+    st.persist_superrun("_sr", helpers.TARGETS[0])
+    group = st._storage.find(str(st.key_for("_sr", helpers.TARGETS[0])))
+    other = helpers.context(storage, CONFIG)
+    other.define_run("_sr", ["0"], overwrite=True)  # deletes the stored superrun
+    for field in ("time", "data"):
+        with pytest.raises(dastrax.DataNotAvailable, match="deleted .* while being read"):
+            group.read(field, 0, 10)

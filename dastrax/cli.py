@@ -470,6 +470,10 @@ def define(env, name, runs_args, rows_file, from_run, overwrite):
     )
 
 
+def _jsonable(x):
+    return x.tolist() if hasattr(x, "tolist") else str(x)
+
+
 def _shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
@@ -558,7 +562,7 @@ def info(env, run_id, data_type, as_json, max_chunks):
     if data_type is None:
         doc = ctx.run_metadata(run_id)
         if as_json:
-            click.echo(json.dumps(doc, indent=2, default=str))
+            click.echo(json.dumps(doc, indent=2, default=_jsonable))
             return
         from .display import format_livetime, format_time
 
@@ -590,10 +594,18 @@ def info(env, run_id, data_type, as_json, max_chunks):
         click.echo(f"{'stored':<10} {', '.join(stored) or 'nothing'}")
         if "sub_run_spec" in doc:
             from .display import superrun_table
+            from .superruns import spec_summary
 
+            summary = spec_summary(doc)
+            click.echo(
+                f"{'spec':<10} {summary['subruns']} subruns, {summary['windows']} time windows "
+                f"(whole runs: {sum(v == 'all' for v in summary['per_run'].values())})"
+            )
             click.echo("subruns:")
             table = superrun_table(ctx, run_id).drop(columns=["ranges"])
-            _echo_table(table)
+            _echo_table(table if len(table) <= max_chunks else table.head(max_chunks))
+            if len(table) > max_chunks:
+                click.echo(f"... ({len(table) - max_chunks} more; --chunks N shows more)")
         return
 
     meta = ctx.get_metadata(run_id, data_type)

@@ -325,6 +325,7 @@ class IcechunkWriter(GroupWriter):
     written: int = 0
     tail: Any = None
     chunks: tuple = ()
+    overwrite: bool = False
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -474,7 +475,7 @@ class IcechunkWriter(GroupWriter):
         repo = _open_repo(self.location, create=False)
         if repo is None:
             raise DataNotAvailable(f"the icechunk repository {self.location.url} is gone")
-        existing = _find_meta(repo, self.branch, self.key)
+        existing = None if self.overwrite else _find_meta(repo, self.branch, self.key)
         if existing is not None:
             self.abort()
             return existing
@@ -523,7 +524,7 @@ class IcechunkWriter(GroupWriter):
             # has no /<key>, a commit that races another writer of the key is rebased and
             # the conflict (both created /<key>) detected
             parent = repo.writable_session(self.branch)
-            existing = _find_meta_in(parent.store, self.key)
+            existing = None if self.overwrite else _find_meta_in(parent.store, self.key)
             if existing is not None:
                 theirs["meta"] = existing
                 return None
@@ -599,26 +600,41 @@ def _commit(
     others' commits; retried from a fresh session on conflicts it cannot rebase over."""
     last: BaseException | None = None
     for _ in range(COMMIT_TRIES):
-        session = make_session()
-        if session is None:
-            return ""
-        text = message() if callable(message) else message
-        try:
-            return session.commit(
-                text,
-                metadata={"dastrax": info},
-                rebase_with=icechunk.ConflictDetector(),
-                rebase_tries=5,
-            )
-        except icechunk.IcechunkError as e:
-            if not _is_conflict(e):
-                raise DastraxError(f"{text!r} in {url} failed: {_first_line(e)}") from None
-            last = e
+        with _commit_lock(url):
+            session = make_session()
+            if session is None:
+                return ""
+            text = message() if callable(message) else message
+            try:
+                return session.commit(
+                    text,
+                    metadata={"dastrax": info},
+                    rebase_with=icechunk.ConflictDetector(),
+                    rebase_tries=5,
+                )
+            except icechunk.IcechunkError as e:
+                if not _is_conflict(e):
+                    raise DastraxError(f"{text!r} in {url} failed: {_first_line(e)}") from None
+                last = e
     raise WriteConflict(
         f"{text!r} in {url}: other writers changed the same data at the same time "
         f"{COMMIT_TRIES} times ({_first_line(last)}); nothing of this write was committed: "
         "try again"
     )
+
+
+_COMMIT_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _commit_lock(url: str):
+    """Commits of this process's threads to a local repository, one at a time: a local
+    disk has no conditional writes, so two threads committing on the same tip would
+    both succeed and the second would silently drop the first's commit (object stores
+    detect that; their commits need no lock)."""
+    if url.startswith("s3://"):
+        return contextlib.nullcontext()
+    with _REPOS_LOCK:
+        return _COMMIT_LOCKS.setdefault(url, threading.Lock())
 
 
 def _find_meta(repo, branch: str, key: str) -> dict | None:
@@ -807,9 +823,9 @@ class IcechunkRepository(StorageFrontend):
         data_kind: str = "rows",
         overwrite: bool = False,
     ) -> IcechunkWriter:
-        """Start writing ``key``: a writer forked from the branch tip. With ``overwrite``,
-        a stored ``key`` is deleted first, in a commit of its own (older snapshots, and
-        so older versions, keep it).
+        """Start writing ``key``: a writer forked from the branch tip. With
+        ``overwrite``, its commit replaces a stored ``key`` (one icechunk commit: readers
+        see the old group or the new one, never a mix).
 
         Raises
         ------
@@ -818,8 +834,6 @@ class IcechunkRepository(StorageFrontend):
         """
         self.check_writable()
         _check_key(key)
-        if overwrite:
-            self.delete(key)
         repo = self._repo(create=True)
         _ensure_root(repo, self.branch, self.url)
         fork = repo.writable_session(self.branch).fork()
@@ -831,6 +845,7 @@ class IcechunkRepository(StorageFrontend):
             compressor=normalize_compressor(compressor),
             data_kind=data_kind,
             fork=pickle.dumps(fork),
+            overwrite=bool(overwrite),
         )
 
     def delete(self, key: str) -> None:

@@ -40,10 +40,10 @@ from .layout import (
     is_local,
     local_path,
 )
-from .zarr_group import ZarrGroup, _open_array
+from .zarr_group import ZarrGroup, _open_array, remote_error
 from .zarr_writer import ZarrGroupWriter
 
-__all__ = ["DataDirectory", "ZarrDirectory"]
+__all__ = ["DataDirectory", "ZarrDirectory", "remote_error"]
 
 #: the folder of run attachments, below the run documents' folder
 ATTACHMENTS_DIR = "attachments"
@@ -518,21 +518,3 @@ def _os_error(url: str, key: str, e: OSError):
     if getattr(e, "errno", None) == 36:  # ENAMETOOLONG
         return InvalidRequest(f"key {key!r} is too long for the filesystem of {url}")
     return CorruptData(f"cannot read {key} in {url}: {e}")
-
-
-def remote_error(url: str, what: str, e: Exception) -> Exception:
-    """An object store's error (missing credentials, access denied, no such bucket) as a
-    dastrax error naming the URL, the host and what to do."""
-    name = type(e).__name__
-    where = f"{url} (on host {socket.gethostname()}, pid {os.getpid()})"
-    if "Credentials" in name or "credential" in str(e).lower():
-        return ConfigError(
-            f"no credentials for {where} while {what}: {e}. Give them as storage_options "
-            "(e.g. ZarrDirectory(url, storage_options={'key': ..., 'secret': ...})); they "
-            "travel to dask workers with the data, environment variables do not"
-        )
-    if isinstance(e, PermissionError) or "AccessDenied" in str(e) or "Forbidden" in str(e):
-        return ConfigError(f"access denied to {where} while {what}: {e}; check the credentials")
-    if "NoSuchBucket" in str(e) or "bucket" in str(e).lower() and "not" in str(e).lower():
-        return DataNotAvailable(f"the bucket of {where} does not exist ({what}): {e}")
-    return CorruptData(f"error from storage {where} while {what}: {name}: {e}")

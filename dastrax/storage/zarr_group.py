@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 
 import numpy as np
 import zarr
 import zarr.errors
 
-from ..errors import CorruptData, DataNotAvailable
+from ..errors import ConfigError, CorruptData, DastraxError, DataNotAvailable
 from . import _fastread
 from .base import StoredGroup
 from .layout import is_local, local_path, zarr_store
 
-__all__ = ["ZarrGroup"]
+__all__ = ["ZarrGroup", "remote_error"]
 
 #: whether local reads take the fast path (``DASTRAX_FASTREAD=0`` reads through zarr)
 FASTREAD = os.environ.get("DASTRAX_FASTREAD", "1") not in ("0", "false", "no")
@@ -99,6 +100,8 @@ class ZarrGroup(StoredGroup):
         path = f"{self.key}/{field}"
         try:
             arr = _open_array(self.root, path, self.options)
+        except DastraxError:
+            raise
         except (FileNotFoundError, zarr.errors.NodeNotFoundError, ValueError, KeyError) as e:
             _open_array.cache_clear()
             self._check_not_deleted()
@@ -106,6 +109,11 @@ class ZarrGroup(StoredGroup):
                 f"cannot open stored array {self._where(field)}: {e}. The store is damaged; "
                 "delete it and make the data again"
             ) from e
+        except Exception as e:  # noqa: BLE001 - botocore & co (e.g. on a dask worker)
+            _open_array.cache_clear()
+            if self.local:
+                raise
+            raise remote_error(self.root, f"opening {self._where(field)}", e) from e
         try:
             data = arr[lo:hi]
         except zarr.errors.ChunkNotFoundError as e:
@@ -114,12 +122,22 @@ class ZarrGroup(StoredGroup):
                 f"missing chunk file {self._chunk_file(arr, field, lo, hi)}: the store is "
                 "damaged; delete it and make the data again"
             ) from e
+        except PermissionError as e:
+            if self.local:
+                raise CorruptData(f"cannot read {self._where(field)}: {e}") from e
+            raise remote_error(self.root, f"reading {self._where(field)}", e) from e
         except (ValueError, RuntimeError, OSError, EOFError) as e:
             self._check_not_deleted()
             raise CorruptData(
                 f"damaged chunk file {self._chunk_file(arr, field, lo, hi)}: {e}. "
                 "Delete the store and make the data again"
             ) from e
+        except DastraxError:
+            raise
+        except Exception as e:  # noqa: BLE001 - botocore & co (e.g. on a dask worker)
+            if self.local:
+                raise
+            raise remote_error(self.root, f"reading {self._where(field)}", e) from e
         return data if index is None else data[index]
 
     def _chunk_file(self, arr, field: str, lo: int, hi: int) -> str:
@@ -139,3 +157,21 @@ def _into(data: np.ndarray, out) -> np.ndarray:
         return data
     out[...] = data
     return out
+
+
+def remote_error(url: str, what: str, e: Exception) -> Exception:
+    """An object store's error (missing credentials, access denied, no such bucket) as a
+    dastrax error naming the URL, the host and what to do."""
+    name = type(e).__name__
+    where = f"{url} (on host {socket.gethostname()}, pid {os.getpid()})"
+    if "Credentials" in name or "credential" in str(e).lower():
+        return ConfigError(
+            f"no credentials for {where} while {what}: {e}. Give them as storage_options "
+            "(e.g. ZarrDirectory(url, storage_options={'key': ..., 'secret': ...})); they "
+            "travel to dask workers with the data, environment variables do not"
+        )
+    if isinstance(e, PermissionError) or "AccessDenied" in str(e) or "Forbidden" in str(e):
+        return ConfigError(f"access denied to {where} while {what}: {e}; check the credentials")
+    if "NoSuchBucket" in str(e) or "bucket" in str(e).lower() and "not" in str(e).lower():
+        return DataNotAvailable(f"the bucket of {where} does not exist ({what}): {e}")
+    return CorruptData(f"error from storage {where} while {what}: {name}: {e}")

@@ -1,0 +1,88 @@
+"""The default scheduler ("auto") follows dask's own rules: ``dask.config.set(scheduler=...)``
+and an active distributed client decide where a context's tasks run."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import pytest
+
+import dastrax
+from dastrax.testutils import PeakClassification, Peaks, Records
+
+distributed = pytest.importorskip("distributed")
+
+_lock = threading.Lock()
+
+
+class RecordingPeaks(Peaks):
+    """Peaks that record where each chunk was computed: (thread id, worker address)."""
+
+    seen: list[tuple[int, str | None]] = []
+
+    def compute(self, records, start, end):
+        try:
+            worker = distributed.get_worker().address
+        except ValueError:
+            worker = None
+        with _lock:
+            RecordingPeaks.seen.append((threading.get_ident(), worker))
+        return super().compute(records, start, end)
+
+
+@pytest.fixture
+def st(tmp_path):
+    RecordingPeaks.seen = []
+    ctx = dastrax.Context(
+        storage=str(tmp_path / "data"),
+        register=[Records, RecordingPeaks, PeakClassification],
+        progress=False,
+    )
+    assert ctx.context_config["scheduler"] == "auto"
+    return ctx
+
+
+def test_dask_config_sync_runs_tasks_in_the_calling_thread(st):
+    with dask.config.set(scheduler="sync"):
+        st.make("0", "peaks")
+        arr = st.get_array("1", "peak_classification")  # makes records, peaks of run 1
+    assert len(arr) == 100
+    assert len(RecordingPeaks.seen) == 20  # 10 chunks of each run
+    assert {ident for ident, _w in RecordingPeaks.seen} == {threading.get_ident()}
+    assert {w for _i, w in RecordingPeaks.seen} == {None}
+
+
+def test_without_configuration_tasks_run_on_dask_threads(st):
+    st.make("0", "peaks")
+    assert len(RecordingPeaks.seen) == 10
+    assert threading.get_ident() not in {ident for ident, _w in RecordingPeaks.seen}
+
+
+def test_dask_config_threads_and_synchronous_spellings(st):
+    with dask.config.set(scheduler="synchronous"):
+        st.make("0", "peaks")
+    assert {ident for ident, _w in RecordingPeaks.seen} == {threading.get_ident()}
+    RecordingPeaks.seen = []
+    with dask.config.set(scheduler="threads"):
+        st.make("1", "peaks")
+    assert len(RecordingPeaks.seen) == 10
+    assert threading.get_ident() not in {ident for ident, _w in RecordingPeaks.seen}
+
+
+def test_an_active_client_runs_the_tasks(st):
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        workers = set(client.scheduler_info()["workers"])
+        assert st.client is client
+        st.make("0", "peaks")
+        arr = st.get_array("1", "peaks")
+    assert len(arr) == 100
+    assert len(RecordingPeaks.seen) == 20
+    assert {w for _i, w in RecordingPeaks.seen} <= workers
+    assert None not in {w for _i, w in RecordingPeaks.seen}
+    assert st.client is None  # the client is closed: back to dask's local schedulers

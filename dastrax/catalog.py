@@ -31,6 +31,7 @@ class Catalog:
 
     def __init__(self, storage: StorageList):
         self.storage = storage
+        self._attachments: dict[tuple, object] = {}
 
     def _stored(self, run_id: str) -> tuple[dict, object]:
         """The run document of ``run_id`` as stored (checked), and its frontend."""
@@ -47,7 +48,15 @@ class Catalog:
         return runs.read_document(run_id, doc, _where(frontend, run_id)), frontend
 
     def _attachment(self, run_id: str, name: str):
-        return self._stored(run_id)[1].run_attachment(run_id, name)
+        """An attachment of ``run_id``'s document; remembered (a few), since names are
+        content-addressed: a name always holds the same array."""
+        frontend = self._stored(run_id)[1]
+        key = (frontend.url, run_id, name)
+        if key not in self._attachments:
+            if len(self._attachments) >= 4:
+                self._attachments.pop(next(iter(self._attachments)))
+            self._attachments[key] = frontend.run_attachment(run_id, name)
+        return self._attachments[key]
 
     def run_metadata(self, run_id: str) -> dict:
         """The completed run document of ``run_id``; a superrun's ``sub_run_spec`` in

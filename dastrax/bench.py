@@ -244,7 +244,7 @@ def step_to_zarr(st, params):
     import numpy as np
     import zarr
 
-    from .storage import make_codecs
+    from .storage.codecs import make_codecs
 
     names = _field_names(st)
     src = _groups(st, True, params)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +49,21 @@ def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
     rows = max(1, int(base_rows), -(-MIN_ZARR_CHUNK_BYTES // itemsize))
     parts = max(1, -(-rows * itemsize // MAX_ZARR_CHUNK_BYTES))
     return max(1, -(-rows // parts))
+
+
+def shared_chunk_rows(source_rows, itemsize: int) -> int:
+    """The zarr chunk rows that all of ``source_rows`` (zarr chunk rows of the groups a
+    group is written from; 0 where unknown) share, if its chunk of the widest column
+    (``itemsize`` bytes a row) lies within [:data:`MIN_ZARR_CHUNK_BYTES`,
+    :data:`MAX_ZARR_CHUNK_BYTES`] — writing with it, their chunk files can be copied as
+    they are — else 0."""
+    sizes = {int(r or 0) for r in source_rows}
+    if len(sizes) != 1:
+        return 0
+    (rows,) = sizes
+    if rows and MIN_ZARR_CHUNK_BYTES <= rows * max(1, int(itemsize)) <= MAX_ZARR_CHUNK_BYTES:
+        return rows
+    return 0
 
 
 @dataclass(frozen=True)
@@ -297,6 +313,82 @@ class ZarrGroupWriter(GroupWriter):
 
     def with_rows(self, n: int) -> ZarrGroupWriter:
         return replace(self, n=n, written=n)
+
+    def copy_chunk_from(self, group, field: str, chunk_index: int, dest_chunk_index: int) -> bool:
+        """Copy a zarr chunk file of ``group`` (a local :class:`ZarrGroup`) verbatim into
+        this (local) group, where both arrays have the same dtype, chunk shape and codecs
+        (its crc32c covers the bytes, so it stays valid); False where they do not."""
+        from .zarr_group import ZarrGroup
+
+        if not (self.local and isinstance(group, ZarrGroup) and group.local):
+            return False
+        src_dir = os.path.join(local_path(group.root), group.key, field)
+        dst_dir = os.path.join(local_path(self.root), self.path, field)
+        src, dst = _chunk_signature(src_dir), _chunk_signature(dst_dir)
+        if src is None or src != dst:
+            return False
+        tail = ["0"] * (len(src[1]) - 1)
+        src_file = os.path.join(src_dir, "c", str(int(chunk_index)), *tail)
+        dst_file = os.path.join(dst_dir, "c", str(int(dest_chunk_index)), *tail)
+        try:
+            os.makedirs(os.path.dirname(dst_file), exist_ok=True)
+            shutil.copyfile(src_file, dst_file)
+        except FileNotFoundError:
+            # a missing source chunk: the caller's read reports the damage
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(dst_file)
+            return False
+        finally:
+            self.check_not_aborted()
+        return True
+
+
+#: chunk signatures of array folders read in this process, by folder
+_SIGNATURES: dict[str, tuple[tuple, tuple | None]] = {}
+
+
+def _chunk_signature(adir: str) -> tuple | None:
+    """What must match for a zarr chunk file of one array to be another's: dtype, chunk
+    shape and codecs — or None where this is not a local zarr v3 array with a regular
+    grid and the default ``/`` chunk keys (cached per ``zarr.json`` version)."""
+    import json
+
+    meta = os.path.join(adir, "zarr.json")
+    try:
+        st = os.stat(meta)
+    except OSError:
+        return None
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _SIGNATURES.get(adir)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        with open(meta, "rb") as f:
+            doc = json.loads(f.read())
+        grid, enc = doc["chunk_grid"], doc["chunk_key_encoding"]
+        ok = (
+            doc.get("zarr_format") == 3
+            and grid["name"] == "regular"
+            and enc["name"] == "default"
+            and (enc.get("configuration") or {}).get("separator", "/") == "/"
+            and not doc.get("storage_transformers")
+            and list(grid["configuration"]["chunk_shape"][1:]) == list(doc["shape"][1:])
+        )
+        sig = (
+            (
+                json.dumps(doc["data_type"], sort_keys=True),
+                tuple(grid["configuration"]["chunk_shape"]),
+                json.dumps(doc["codecs"], sort_keys=True),
+            )
+            if ok
+            else None
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        sig = None
+    if len(_SIGNATURES) > 100_000:
+        _SIGNATURES.clear()
+    _SIGNATURES[adir] = (stamp, sig)
+    return sig
 
 
 def _committed_doc(fs, path: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+import zarr.api.asynchronous
 import zarr.errors
 from zarr.core.sync import sync
 
@@ -238,8 +239,10 @@ class ZarrGroupWriter(GroupWriter):
         Returns the committed metadata document. If another writer committed the same key
         first, this copy is discarded and theirs is kept (same lineage, same data).
         """
+        if not self.created:
+            return self._commit_whole(meta)
         try:
-            state = self if self.created else self.create_arrays(0, rows=max(1, self.n))
+            state = self
             for name in state.np_dtype.names:
                 arr = state._array(name)
                 if state.tail is not None and len(state.tail):
@@ -263,6 +266,31 @@ class ZarrGroupWriter(GroupWriter):
             "chunks": list(meta.get("chunks") or state.chunks),
         }
         finish_group(state, full)
+        return full
+
+    def _commit_whole(self, meta: dict) -> dict:
+        """Commit a group whose rows are all in memory (no array created yet): every
+        array created with its data at once, concurrently, then the group document with
+        the metadata and the consolidated metadata of its arrays — one zarr document a
+        array and one for the group, no read back (thousands of small runs are made so)."""
+        state = replace(self, chunk_rows=max(1, self.n))
+        full = {
+            **meta,
+            "dtype": state.dtype,
+            "compressor": state.compressor,
+            "dastrax_version": __version__,
+            "n_rows": int(state.n),
+            "zarr_chunk_rows": int(state.chunk_rows),
+            "chunks": list(meta.get("chunks") or state.chunks),
+        }
+        dt = state.np_dtype
+        data = state.tail if state.tail is not None else np.zeros(0, dt)
+        try:
+            sync(_write_whole(state, dt, data, full))
+        except BaseException:
+            self.check_not_aborted()
+            raise
+        finish_group(state, full, written=True)
         return full
 
     def check_not_aborted(self) -> None:
@@ -406,7 +434,43 @@ def _forget_arrays(root: str, path: str) -> None:
         _WRITE_ARRAYS.pop(cache_key, None)
 
 
-def finish_group(state: ZarrGroupWriter, meta: dict) -> None:
+async def _write_whole(state: ZarrGroupWriter, dt: np.dtype, data: np.ndarray, meta: dict):
+    import asyncio
+
+    from zarr.core.group import AsyncGroup, ConsolidatedMetadata, GroupMetadata
+    from zarr.storage import StorePath
+
+    store = state._store()
+    rows = state.chunk_rows
+    codecs = make_codecs(state.compressor)
+
+    async def one(name: str):
+        sub = dt.fields[name][0]
+        shape = {"shape": (0, *sub.shape), "dtype": sub.base}
+        if len(data):
+            shape = {"data": np.ascontiguousarray(data[name])}
+        return name, await zarr.api.asynchronous.create_array(
+            store,
+            name=f"{state.path}/{name}",
+            **shape,
+            chunks=(rows, *sub.shape),
+            compressors=codecs,
+            fill_value=0,
+            dimension_names=[state.data_kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)],
+            config={"write_empty_chunks": True},
+            overwrite=True,
+        )
+
+    made = await asyncio.gather(*(one(name) for name in dt.names))
+    consolidated = ConsolidatedMetadata(metadata={name: arr.metadata for name, arr in made})
+    group = AsyncGroup(
+        GroupMetadata(attributes={"dastrax": meta}, consolidated_metadata=consolidated),
+        StorePath(store, state.path),
+    )
+    await group._save_metadata()
+
+
+def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> None:
     """Store the metadata and consolidate, then commit: rename the group from its
     temporary folder to the key (locally) — on object stores the metadata write itself is
     the commit.
@@ -428,9 +492,10 @@ def finish_group(state: ZarrGroupWriter, meta: dict) -> None:
                 f"writing {state.key} was aborted before its commit; nothing of it is stored"
             ) from None
     try:
-        group = state.group()
-        group.update_attributes({"dastrax": meta})
-        zarr.consolidate_metadata(state._store(), path=state.path)
+        if not written:
+            group = state.group()
+            group.update_attributes({"dastrax": meta})
+            zarr.consolidate_metadata(state._store(), path=state.path)
         if state.local:
             try:
                 os.rename(src, dst)

@@ -18,9 +18,14 @@ from zarr.core.sync import sync
 from .._version import __version__
 from ..chunks import chunk_stats, endtime
 from ..errors import DastraxError
+from . import _fastwrite
 from .base import GroupWriter
 from .codecs import dtype_from_json, make_codecs
 from .layout import COMMIT_FILE, WRITER_FILE, _discard, local_path, thaw_options, zarr_store
+
+#: whether small local groups are written by :mod:`._fastwrite` (``DASTRAX_FASTWRITE=0``:
+#: through zarr)
+FASTWRITE = os.environ.get("DASTRAX_FASTWRITE", "1") not in ("0", "false", "no")
 
 #: largest uncompressed zarr chunk of one column, in bytes
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
@@ -286,7 +291,15 @@ class ZarrGroupWriter(GroupWriter):
         dt = state.np_dtype
         data = state.tail if state.tail is not None else np.zeros(0, dt)
         try:
-            sync(_write_whole(state, dt, data, full))
+            folder = os.path.join(local_path(self.root), self.path)
+            if not (
+                FASTWRITE
+                and self.local
+                and _fastwrite.write_group(
+                    folder, dt, data, self.compressor, self.data_kind, full
+                )
+            ):
+                sync(_write_whole(state, dt, data, full))
         except BaseException:
             self.check_not_aborted()
             raise

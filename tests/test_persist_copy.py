@@ -60,9 +60,7 @@ def _group(st, run_id):
 
 def _chunk_files(group, field):
     base = os.path.join(group, field, "c")
-    return sorted(
-        os.path.join(d, f) for d, _dirs, files in os.walk(base) for f in files
-    )
+    return sorted(os.path.join(d, f) for d, _dirs, files in os.walk(base) for f in files)
 
 
 def _assert_checksums(group, fields):
@@ -121,8 +119,7 @@ def test_persisted_store_reads_the_unstored_rows_through_plain_zarr(made, name):
         assert n_files == 6 and copied == 0  # every row shifted: nothing lines up
 
 
-def test_other_codecs_are_recompressed(made, tmp_path):
-    st = bench.context(made)
+def test_other_codecs_are_recompressed(made):
     mine = made["context_config"]["compressor"]
     other = COMPRESSORS["zstd" if mine != COMPRESSORS["zstd"] else "blosc-lz4"]
     st2 = bench.context(dict(made, context_config={"compressor": other}))

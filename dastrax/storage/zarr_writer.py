@@ -295,9 +295,7 @@ class ZarrGroupWriter(GroupWriter):
             if not (
                 FASTWRITE
                 and self.local
-                and _fastwrite.write_group(
-                    folder, dt, data, self.compressor, self.data_kind, full
-                )
+                and _fastwrite.write_group(folder, dt, data, self.compressor, self.data_kind, full)
             ):
                 sync(_write_whole(state, dt, data, full))
         except BaseException:

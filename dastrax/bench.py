@@ -250,7 +250,7 @@ def step_to_zarr(st, params):
     import numpy as np
     import zarr
 
-    from .storage.codecs import make_codecs
+    from .storage.codecs import make_codecs, normalize_compressor
 
     names = _field_names(st)
     src = _groups(st, True, params)[0]
@@ -259,7 +259,7 @@ def step_to_zarr(st, params):
     out_dir = tempfile.mkdtemp(prefix="to_zarr-", dir=params["storage"])
     try:
         group = zarr.open_group(out_dir, mode="w")
-        codecs = make_codecs(st._compressor())
+        codecs = make_codecs(normalize_compressor(st.context_config["compressor"]))
         t0 = time.perf_counter()
         for n, a in data.items():
             chunks = columns[n].chunks

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import zarr
 import zarr.errors
+from zarr.core.buffer import default_buffer_prototype
 
 from ..errors import CorruptData, DataNotAvailable
 from . import _fastread
@@ -85,6 +86,8 @@ class ZarrGroup(StoredGroup):
                 self._check_not_deleted()
                 raise
             return _into(block[index], out)
+        if index is None and out is not None:
+            return self._zarr_read(field, lo, hi, out=out)
         return _into(self._zarr_read(field, lo, hi, index), out)
 
     def _check_not_deleted(self) -> None:
@@ -95,7 +98,9 @@ class ZarrGroup(StoredGroup):
                 "overwritten by another process); load again"
             )
 
-    def _zarr_read(self, field: str, lo: int, hi: int, index=None) -> np.ndarray:
+    def _zarr_read(self, field: str, lo: int, hi: int, index=None, out=None) -> np.ndarray:
+        """Rows ``[lo, hi)`` of ``field`` (then ``[index]``) through zarr; with ``out``,
+        decoded by zarr straight into it (``get_basic_selection(out=...)``)."""
         path = f"{self.key}/{field}"
         try:
             arr = _open_array(self.root, path, self.options)
@@ -107,6 +112,11 @@ class ZarrGroup(StoredGroup):
                 "delete it and make the data again"
             ) from e
         try:
+            if out is not None:
+                arr.get_basic_selection(
+                    slice(lo, hi), out=default_buffer_prototype().nd_buffer.from_numpy_array(out)
+                )
+                return out
             data = arr[lo:hi]
         except zarr.errors.ChunkNotFoundError as e:
             self._check_not_deleted()

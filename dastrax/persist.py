@@ -1,5 +1,8 @@
-"""Persisting a superrun: rechunk its lazy concatenation to the target chunk size and
-stream it into zarr groups that are stored runs of their own."""
+"""Persisting a superrun: the rows of its subruns written, zarr chunk by zarr chunk, into
+zarr groups that are stored runs of their own. Where the subruns share a zarr chunk size,
+the persisted arrays take it, and each zarr chunk that is a whole chunk of one subrun is
+copied as its compressed file (``GroupWriter.copy_chunk_from``); only the rest (time
+ranges' cuts, shifted rows, other codecs) is read and compressed again."""
 
 from __future__ import annotations
 

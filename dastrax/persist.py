@@ -1,5 +1,8 @@
-"""Persisting a superrun: rechunk its lazy concatenation to the target chunk size and
-stream it into zarr groups that are stored runs of their own."""
+"""Persisting a superrun: the rows of its subruns written, zarr chunk by zarr chunk, into
+zarr groups that are stored runs of their own. Where the subruns share a zarr chunk size,
+the persisted arrays take it, and each zarr chunk that is a whole chunk of one subrun is
+copied as its compressed file (``GroupWriter.copy_chunk_from``); only the rest (time
+ranges' cuts, shifted rows, other codecs) is read and compressed again."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from .lineage import DataKey, canonical
 from .loader import MERGE_BYTES, Opaque, Piece, assemble, end_fields, group_of, pieces_for
 from .resolver import Resolver
 from .scheduling import Scheduler
-from .storage import zarr_chunk_rows
+from .storage import shared_chunk_rows, zarr_chunk_rows
 from .superruns import flat_fingerprint
 
 __all__ = ["chunk_table", "persist_superrun"]
@@ -40,10 +43,19 @@ def chunk_table(
     subruns: list[str],
     hulls: dict,
     name: str,
+    align: int = 1,
 ) -> list[dict]:
-    """The stored chunks of a persisted superrun (SEMANTICS.md, "Stored superruns")."""
+    """The stored chunks of a persisted superrun (SEMANTICS.md, "Stored superruns").
+
+    Chunks hold a multiple of ``align`` rows (the zarr chunk rows) where the target size
+    allows, so that, rows not overlapping, logical chunks begin on zarr chunk boundaries.
+    """
     n = len(time)
-    bounds = chunk_boundaries(time, end, row_bytes, int(target_mb * 1e6))
+    target_bytes = int(target_mb * 1e6)
+    per_chunk = target_bytes // max(1, row_bytes)
+    if align > 1 and per_chunk >= align:
+        target_bytes = (per_chunk // align) * align * row_bytes
+    bounds = chunk_boundaries(time, end, row_bytes, target_bytes)
     starts = np.concatenate([[0], bounds]).astype(np.int64)
     stops = np.concatenate([bounds, [n]]).astype(np.int64)
     piece_off = np.cumsum([0] + [p.n for p in pieces])
@@ -130,6 +142,15 @@ def persist_superrun(
     time = np.asarray(values["time"], dtype=np.int64)
     end = np.asarray(endtime(values), dtype=np.int64)
     doc = catalog.run_metadata(name)
+    # zarr chunks of the subruns' size where they share one: their files are then copied
+    shared = {
+        t: shared_chunk_rows(
+            {_zarr_rows(group_of(p, t)) for p in pieces},
+            max(dtypes[t].fields[f][0].itemsize for f in dtypes[t].names),
+        )
+        for t in targets
+    }
+    align = shared[t0] if len(set(shared.values())) == 1 else 1
     table = chunk_table(
         pieces,
         time,
@@ -141,6 +162,7 @@ def persist_superrun(
         resolved.subruns,
         _hulls(flat, catalog.run_metadata),
         name,
+        align,
     )
     typical = max((c["n"] for c in table), default=1)
     base_rows = zarr_chunk_rows(typical, row_bytes)
@@ -156,6 +178,7 @@ def persist_superrun(
                 total_rows=n,
                 extra={"subrun": np.int32},
                 attributes={"coordinates": "subrun"},
+                rows=shared[t] or None,
             )
         if n:
             # per target, one task per run of whole zarr chunks of its arrays, writing each
@@ -208,7 +231,12 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             a, b = max(z0, po) - po, min(z1, po + p.n) - po
             if a < b:
                 parts.append((p, a, b, po + a - z0))
+        whole = _whole_source_chunk(parts, target, app.chunk_rows, z0, z1)
         for name in dtype.names:
+            if whole is not None and app.copy_chunk_from(
+                group_of(parts[0][0], target), name, whole, z0 // app.chunk_rows
+            ):
+                continue  # the compressed chunk file copied as it is
             sub = dtype.fields[name][0]
             buf = np.empty((z1 - z0, *sub.shape), sub.base)
             for p, a, b, o in parts:
@@ -225,6 +253,24 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
     return r1 - r0
 
 
+def _whole_source_chunk(parts, target: str, rows: int, z0: int, z1: int) -> int | None:
+    """The source zarr chunk that holds exactly the rows of zarr chunk ``[z0, z1)`` here
+    (the same rows from its first on; a short last chunk only from a source's own short
+    last chunk, so no rows outside the superrun travel along), or None where they come
+    from several chunks, a time range's cut or a selection of rows."""
+    if len(parts) != 1:
+        return None
+    p, a, b, o = parts[0]
+    first = p.lo + a
+    if p.index is not None or o or first % rows or b - a != z1 - z0:
+        return None
+    if z1 - z0 != rows:
+        n_rows = group_of(p, target).meta.get("n_rows")
+        if n_rows is None or p.lo + b != int(n_rows):
+            return None
+    return first // rows
+
+
 def _read_part(group, field: str, p: Piece, a: int, b: int, out: np.ndarray) -> None:
     """Rows ``a..b`` of piece ``p`` (column ``field`` of ``group``) into ``out``."""
     if p.index is None:
@@ -233,6 +279,10 @@ def _read_part(group, field: str, p: Piece, a: int, b: int, out: np.ndarray) -> 
         idx = p.index[a:b]
         lo = p.lo + int(idx[0])
         group.read(field, lo, p.lo + int(idx[-1]) + 1, idx - idx[0], out=out)
+
+
+def _zarr_rows(group) -> int:
+    return int(group.meta.get("zarr_chunk_rows") or 0)
 
 
 def _target_dtype(resolver, target, resolved) -> np.dtype:

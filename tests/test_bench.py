@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from dastrax.bench import STEPS
+from dastrax.bench import STEPS, TINY_CHUNKS
 
 
 def _run(args, tmp_path):
@@ -46,22 +46,25 @@ def test_bench_small_reports_every_step(tmp_path):
         assert "met" in t
     # the table names every step, with a ratio to its limit
     assert "load stored superrun (get_array)" in proc.stdout
-    assert "× fromzarr_stored" in proc.stdout
+    assert "× fromzarr_stored" in proc.stdout and "× load_unstored" in proc.stdout
     # the data stays where it was asked to go
     assert any(p.name.startswith("_bench-peaks-") for p in storage.iterdir())
 
 
 def test_bench_scaling_small(tmp_path):
     report_file = tmp_path / "scaling.json"
-    _run(
+    proc = _run(
         ["--scaling", "--scaling-sizes", "3,6", "--json", str(report_file)],
         tmp_path,
     )
+    # the targets are named, unmeasured at these sizes
+    assert "make of 1000 tiny runs" in proc.stdout and "not measured" in proc.stdout
     scaling = json.loads(report_file.read_text())["scaling"]
     assert set(scaling) == {"3", "6"}
     for n, row in scaling.items():
         assert row["subruns"] == int(n)
         for name in ("open_unstored", "persist", "open_stored", "load_stored"):
             _positive(row[name], f"{n}: {name}")
-        assert row["open_unstored"]["blocks"] == int(n)
+        assert row["open_unstored"]["blocks"] == TINY_CHUNKS * int(n)
+        assert row["make_seconds"] > 0
         assert row["persist_per_subrun_ms"] > 0

@@ -38,7 +38,7 @@ from .codecs import DEFAULT_COMPRESSOR, dtype_from_json, dtype_to_json, normaliz
 from .multi import StorageList
 from .registry import frontend_for
 from .zarr_directory import DataDirectory, ZarrDirectory
-from .zarr_writer import zarr_chunk_rows
+from .zarr_writer import shared_chunk_rows, zarr_chunk_rows
 
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
 
@@ -54,6 +54,7 @@ __all__ = [
     "dtype_to_json",
     "frontend_for",
     "normalize_compressor",
+    "shared_chunk_rows",
     "zarr_chunk_rows",
 ]
 

@@ -164,6 +164,18 @@ class GroupWriter(abc.ABC):
         """This state, told that ``n`` rows were written by position."""
         return self
 
+    def copy_chunk_from(
+        self, group: StoredGroup, field: str, chunk_index: int, dest_chunk_index: int
+    ) -> bool:
+        """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim (still
+        compressed) as zarr chunk ``dest_chunk_index`` of the same column here.
+
+        A fast path of writes by position: False (nothing written) where it cannot be
+        done — other chunk shapes, codecs or dtype, another kind of storage — and the
+        caller then writes the rows themselves.
+        """
+        return False
+
 
 class StorageFrontend(abc.ABC):
     """A storage location: stored groups by key, and run documents.

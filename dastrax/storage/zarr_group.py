@@ -11,6 +11,7 @@ import socket
 import numpy as np
 import zarr
 import zarr.errors
+from zarr.core.buffer import default_buffer_prototype
 
 from ..errors import ConfigError, CorruptData, DastraxError, DataNotAvailable
 from . import _fastread
@@ -86,6 +87,8 @@ class ZarrGroup(StoredGroup):
                 self._check_not_deleted()
                 raise
             return _into(block[index], out)
+        if index is None and out is not None:
+            return self._zarr_read(field, lo, hi, out=out)
         return _into(self._zarr_read(field, lo, hi, index), out)
 
     def _check_not_deleted(self) -> None:
@@ -96,7 +99,9 @@ class ZarrGroup(StoredGroup):
                 "overwritten by another process); load again"
             )
 
-    def _zarr_read(self, field: str, lo: int, hi: int, index=None) -> np.ndarray:
+    def _zarr_read(self, field: str, lo: int, hi: int, index=None, out=None) -> np.ndarray:
+        """Rows ``[lo, hi)`` of ``field`` (then ``[index]``) through zarr; with ``out``,
+        decoded by zarr straight into it (``get_basic_selection(out=...)``)."""
         path = f"{self.key}/{field}"
         try:
             arr = _open_array(self.root, path, self.options)
@@ -115,6 +120,11 @@ class ZarrGroup(StoredGroup):
                 raise
             raise remote_error(self.root, f"opening {self._where(field)}", e) from e
         try:
+            if out is not None:
+                arr.get_basic_selection(
+                    slice(lo, hi), out=default_buffer_prototype().nd_buffer.from_numpy_array(out)
+                )
+                return out
             data = arr[lo:hi]
         except zarr.errors.ChunkNotFoundError as e:
             self._check_not_deleted()

@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import zarr
+import zarr.api.asynchronous
 import zarr.errors
 from zarr.core.sync import sync
 
 from .._version import __version__
 from ..chunks import chunk_stats, endtime
 from ..errors import DastraxError
+from . import _fastwrite
 from .base import GroupWriter
 from .codecs import dtype_from_json, make_codecs
 from .layout import COMMIT_FILE, WRITER_FILE, _discard, local_path, thaw_options, zarr_store
+
+#: whether small local groups are written by :mod:`._fastwrite` (``DASTRAX_FASTWRITE=0``:
+#: through zarr)
+FASTWRITE = os.environ.get("DASTRAX_FASTWRITE", "1") not in ("0", "false", "no")
 
 #: largest uncompressed zarr chunk of one column, in bytes
 MAX_ZARR_CHUNK_BYTES = 32 * 10**6
@@ -48,6 +55,21 @@ def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
     rows = max(1, int(base_rows), -(-MIN_ZARR_CHUNK_BYTES // itemsize))
     parts = max(1, -(-rows * itemsize // MAX_ZARR_CHUNK_BYTES))
     return max(1, -(-rows // parts))
+
+
+def shared_chunk_rows(source_rows, itemsize: int) -> int:
+    """The zarr chunk rows that all of ``source_rows`` (zarr chunk rows of the groups a
+    group is written from; 0 where unknown) share, if its chunk of the widest column
+    (``itemsize`` bytes a row) lies within [:data:`MIN_ZARR_CHUNK_BYTES`,
+    :data:`MAX_ZARR_CHUNK_BYTES`] — writing with it, their chunk files can be copied as
+    they are — else 0."""
+    sizes = {int(r or 0) for r in source_rows}
+    if len(sizes) != 1:
+        return 0
+    (rows,) = sizes
+    if rows and MIN_ZARR_CHUNK_BYTES <= rows * max(1, int(itemsize)) <= MAX_ZARR_CHUNK_BYTES:
+        return rows
+    return 0
 
 
 @dataclass(frozen=True)
@@ -222,8 +244,10 @@ class ZarrGroupWriter(GroupWriter):
         Returns the committed metadata document. If another writer committed the same key
         first, this copy is discarded and theirs is kept (same lineage, same data).
         """
+        if not self.created:
+            return self._commit_whole(meta)
         try:
-            state = self if self.created else self.create_arrays(0, rows=max(1, self.n))
+            state = self
             for name in state.np_dtype.names:
                 arr = state._array(name)
                 if state.tail is not None and len(state.tail):
@@ -247,6 +271,37 @@ class ZarrGroupWriter(GroupWriter):
             "chunks": list(meta.get("chunks") or state.chunks),
         }
         finish_group(state, full)
+        return full
+
+    def _commit_whole(self, meta: dict) -> dict:
+        """Commit a group whose rows are all in memory (no array created yet): every
+        array created with its data at once, concurrently, then the group document with
+        the metadata and the consolidated metadata of its arrays — one zarr document a
+        array and one for the group, no read back (thousands of small runs are made so)."""
+        state = replace(self, chunk_rows=max(1, self.n))
+        full = {
+            **meta,
+            "dtype": state.dtype,
+            "compressor": state.compressor,
+            "dastrax_version": __version__,
+            "n_rows": int(state.n),
+            "zarr_chunk_rows": int(state.chunk_rows),
+            "chunks": list(meta.get("chunks") or state.chunks),
+        }
+        dt = state.np_dtype
+        data = state.tail if state.tail is not None else np.zeros(0, dt)
+        try:
+            folder = os.path.join(local_path(self.root), self.path)
+            if not (
+                FASTWRITE
+                and self.local
+                and _fastwrite.write_group(folder, dt, data, self.compressor, self.data_kind, full)
+            ):
+                sync(_write_whole(state, dt, data, full))
+        except BaseException:
+            self.check_not_aborted()
+            raise
+        finish_group(state, full, written=True)
         return full
 
     def check_not_aborted(self) -> None:
@@ -298,6 +353,82 @@ class ZarrGroupWriter(GroupWriter):
     def with_rows(self, n: int) -> ZarrGroupWriter:
         return replace(self, n=n, written=n)
 
+    def copy_chunk_from(self, group, field: str, chunk_index: int, dest_chunk_index: int) -> bool:
+        """Copy a zarr chunk file of ``group`` (a local :class:`ZarrGroup`) verbatim into
+        this (local) group, where both arrays have the same dtype, chunk shape and codecs
+        (its crc32c covers the bytes, so it stays valid); False where they do not."""
+        from .zarr_group import ZarrGroup
+
+        if not (self.local and isinstance(group, ZarrGroup) and group.local):
+            return False
+        src_dir = os.path.join(local_path(group.root), group.key, field)
+        dst_dir = os.path.join(local_path(self.root), self.path, field)
+        src, dst = _chunk_signature(src_dir), _chunk_signature(dst_dir)
+        if src is None or src != dst:
+            return False
+        tail = ["0"] * (len(src[1]) - 1)
+        src_file = os.path.join(src_dir, "c", str(int(chunk_index)), *tail)
+        dst_file = os.path.join(dst_dir, "c", str(int(dest_chunk_index)), *tail)
+        try:
+            os.makedirs(os.path.dirname(dst_file), exist_ok=True)
+            shutil.copyfile(src_file, dst_file)
+        except FileNotFoundError:
+            # a missing source chunk: the caller's read reports the damage
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(dst_file)
+            return False
+        finally:
+            self.check_not_aborted()
+        return True
+
+
+#: chunk signatures of array folders read in this process, by folder
+_SIGNATURES: dict[str, tuple[tuple, tuple | None]] = {}
+
+
+def _chunk_signature(adir: str) -> tuple | None:
+    """What must match for a zarr chunk file of one array to be another's: dtype, chunk
+    shape and codecs — or None where this is not a local zarr v3 array with a regular
+    grid and the default ``/`` chunk keys (cached per ``zarr.json`` version)."""
+    import json
+
+    meta = os.path.join(adir, "zarr.json")
+    try:
+        st = os.stat(meta)
+    except OSError:
+        return None
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _SIGNATURES.get(adir)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        with open(meta, "rb") as f:
+            doc = json.loads(f.read())
+        grid, enc = doc["chunk_grid"], doc["chunk_key_encoding"]
+        ok = (
+            doc.get("zarr_format") == 3
+            and grid["name"] == "regular"
+            and enc["name"] == "default"
+            and (enc.get("configuration") or {}).get("separator", "/") == "/"
+            and not doc.get("storage_transformers")
+            and list(grid["configuration"]["chunk_shape"][1:]) == list(doc["shape"][1:])
+        )
+        sig = (
+            (
+                json.dumps(doc["data_type"], sort_keys=True),
+                tuple(grid["configuration"]["chunk_shape"]),
+                json.dumps(doc["codecs"], sort_keys=True),
+            )
+            if ok
+            else None
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        sig = None
+    if len(_SIGNATURES) > 100_000:
+        _SIGNATURES.clear()
+    _SIGNATURES[adir] = (stamp, sig)
+    return sig
+
 
 def _committed_doc(fs, path: str) -> bool:
     """Whether the group at ``path`` has its committed metadata (an object store's commit)."""
@@ -314,7 +445,43 @@ def _forget_arrays(root: str, path: str) -> None:
         _WRITE_ARRAYS.pop(cache_key, None)
 
 
-def finish_group(state: ZarrGroupWriter, meta: dict) -> None:
+async def _write_whole(state: ZarrGroupWriter, dt: np.dtype, data: np.ndarray, meta: dict):
+    import asyncio
+
+    from zarr.core.group import AsyncGroup, ConsolidatedMetadata, GroupMetadata
+    from zarr.storage import StorePath
+
+    store = state._store()
+    rows = state.chunk_rows
+    codecs = make_codecs(state.compressor)
+
+    async def one(name: str):
+        sub = dt.fields[name][0]
+        shape = {"shape": (0, *sub.shape), "dtype": sub.base}
+        if len(data):
+            shape = {"data": np.ascontiguousarray(data[name])}
+        return name, await zarr.api.asynchronous.create_array(
+            store,
+            name=f"{state.path}/{name}",
+            **shape,
+            chunks=(rows, *sub.shape),
+            compressors=codecs,
+            fill_value=0,
+            dimension_names=[state.data_kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)],
+            config={"write_empty_chunks": True},
+            overwrite=True,
+        )
+
+    made = await asyncio.gather(*(one(name) for name in dt.names))
+    consolidated = ConsolidatedMetadata(metadata={name: arr.metadata for name, arr in made})
+    group = AsyncGroup(
+        GroupMetadata(attributes={"dastrax": meta}, consolidated_metadata=consolidated),
+        StorePath(store, state.path),
+    )
+    await group._save_metadata()
+
+
+def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> None:
     """Store the metadata and consolidate, then commit: rename the group from its
     temporary folder to the key (locally) — on object stores the metadata write itself is
     the commit.
@@ -336,9 +503,10 @@ def finish_group(state: ZarrGroupWriter, meta: dict) -> None:
                 f"writing {state.key} was aborted before its commit; nothing of it is stored"
             ) from None
     try:
-        group = state.group()
-        group.update_attributes({"dastrax": meta})
-        zarr.consolidate_metadata(state._store(), path=state.path)
+        if not written:
+            group = state.group()
+            group.update_attributes({"dastrax": meta})
+            zarr.consolidate_metadata(state._store(), path=state.path)
         if state.local:
             try:
                 os.rename(src, dst)

@@ -72,14 +72,13 @@ class Catalog:
         validate_regular_run_id(run_id)
         doc = runs.normalize_document(run_id, doc)
         self.storage.run_metadata_writer(run_id).write_run_metadata(run_id, doc)
-        self.warn_rows_outside({run_id: doc})
 
     def warn_rows_outside(self, docs: dict[str, dict]) -> None:
         """Warn if stored rows of the runs ``{run_id: document}`` lie outside their
         document's ``[start, end)`` (e.g. a document in seconds, rows in ns): loads never
         lose them, but the documents' bounds and livetime say something else. Checked
         for up to 20 runs at a time (a big superrun's define does not read every subrun's
-        metadata for it; each run is checked when its document is written)."""
+        metadata for it)."""
         if len(docs) > 20:
             return
         for frontend in self.storage:

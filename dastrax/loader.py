@@ -9,12 +9,13 @@ stored superruns (pieces of one group) are all the same thing here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import uuid
 from dataclasses import dataclass, replace
 
 import dask.array as da
 import numpy as np
-from dask.highlevelgraph import HighLevelGraph
 
 from .chunks import endtime
 from .errors import CorruptData, InvalidRequest
@@ -229,20 +230,67 @@ class ColumnReader:
 
 
 def dask_subrun(pieces: list[Piece]) -> da.Array:
-    """The ``subrun`` coordinate: each row's index into the load's subrun list."""
+    """The ``subrun`` coordinate: each row's index into the load's subrun list (a block
+    per piece, like the columns: ``da.from_array`` over a :class:`SubrunReader`)."""
     gname = f"subrun-{uuid.uuid4().hex}"
-    dsk = {}
-    for i, p in enumerate(pieces):
-        if p.source.stored:  # a stored superrun: its own subrun column
-            group = p.source.groups[0][1]
-            dsk[(gname, i)] = (_subrun_column, group, p.lo, p.hi, p.index, p.source.subrun)
-        else:
-            dsk[(gname, i)] = (np.full, p.n, p.source.subrun, np.int32)
+    meta = np.empty(0, np.int32)
     if not pieces:
-        dsk[(gname, 0)] = (np.empty, 0, np.int32)
-    chunks = (tuple(p.n for p in pieces) or (0,),)
-    graph = HighLevelGraph.from_collections(gname, dsk, dependencies=())
-    return da.Array(graph, gname, chunks, meta=np.empty(0, np.int32))
+        return da.from_array(np.empty(0, np.int32), chunks=-1, name=gname, meta=meta)
+    reader = SubrunReader(pieces)
+    return da.from_array(
+        reader,
+        chunks=(tuple(p.n for p in pieces),),
+        name=gname,
+        asarray=False,
+        lock=False,
+        fancy=False,
+        meta=meta,
+    )
+
+
+class SubrunReader:
+    """The subrun index of the rows of ``pieces``, as an array-like for ``da.from_array``:
+    a constant per piece, or a stored superrun's own ``subrun`` column (plus its offset)."""
+
+    def __init__(self, pieces: list[Piece]):
+        self.where = [
+            (p.source.groups[0][1] if p.source.stored else None, p.lo, p.index, p.source.subrun)
+            for p in pieces
+        ]
+        self.offsets = np.cumsum([0] + [p.n for p in pieces])
+        self.shape = (int(self.offsets[-1]),)
+        self.dtype = np.dtype(np.int32)
+        self.ndim = 1
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = key[0] if isinstance(key, tuple) else key
+        if isinstance(rows, (int, np.integer)):
+            row = int(rows) + (self.shape[0] if rows < 0 else 0)
+            return self[slice(row, row + 1)][0]
+        start, stop, step = rows.indices(self.shape[0])
+        if step < 0 or stop <= start:
+            return np.asarray(self[slice(0, self.shape[0])])[rows]
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        parts = []
+        for i in range(first, len(self.where)):
+            off, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            if off >= stop:
+                break
+            a, b = max(start, off) - off, min(stop, end) - off
+            group, lo, index, subrun = self.where[i]
+            if group is None:
+                parts.append(np.full(b - a, subrun, np.int32))
+            elif index is None:
+                parts.append(_subrun_column(group, lo + a, lo + b, None, subrun))
+            else:
+                idx = index[a:b]
+                parts.append(
+                    _subrun_column(
+                        group, lo + int(idx[0]), lo + int(idx[-1]) + 1, idx - idx[0], subrun
+                    )
+                )
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty(0, np.int32)])
+        return out[::step]
 
 
 def _subrun_column(group: StoredGroup, lo, hi, index, offset):
@@ -433,8 +481,28 @@ def variable_attrs(dtype: np.dtype, name: str) -> dict:
     return attrs
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: opening thousands of subruns creates hundreds
+    of thousands of long-lived objects (metadata, pieces, graph keys), and the full
+    collections they trigger cost more than the work itself (measured 1.5 s against
+    0.8 s to open 10 000 subruns)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def dataset(res: Resolved, columns=None, run_id=None):
     """The lazy ``xarray.Dataset`` of a load: one dask block per piece."""
+    with gc_paused():
+        return _dataset(res, columns, run_id)
+
+
+def _dataset(res: Resolved, columns=None, run_id=None):
     import xarray as xr
 
     pieces = res.pieces()

@@ -27,6 +27,8 @@ class PluginRegistry:
         self._warned: set[str] = set()
         self._lineage_memo: dict[tuple, tuple] = {}
         self._config_last: tuple | None = None
+        self._flat_last: tuple | None = None
+        self._shape_last: tuple | None = None
 
     def register(self, plugin_cls) -> None:
         """Register a plugin class (or a list of them)."""
@@ -144,16 +146,34 @@ class PluginRegistry:
 
     def _lineage_token(self) -> tuple:
         """What lineages depend on besides the run: (per-run?, config, plugins)."""
-        per_run = self.use_per_run_defaults and any(
-            opt.default_per_run for cls in self.plugins.values() for opt in cls.options().values()
-        )
         plugins = tuple(
             (dt, id(cls), str(cls.__version__)) for dt, cls in sorted(self.plugins.items())
         )
-        return (per_run, self._config_token(), plugins)
+        shape = (self.use_per_run_defaults, plugins)
+        if self._shape_last is None or self._shape_last[0] != shape:
+            per_run = self.use_per_run_defaults and any(
+                opt.default_per_run
+                for cls in self.plugins.values()
+                for opt in cls.options().values()
+            )
+            self._shape_last = (shape, per_run)
+        return (self._shape_last[1], self._config_token(), plugins)
 
     def _config_token(self) -> str:
-        """The config as canonical JSON, redone only when the config changed."""
+        """The config as canonical JSON, redone only when the config changed (compared
+        as a tuple of items where the values allow, else value by value)."""
+        try:
+            flat = tuple(sorted((k, type(v), v) for k, v in self.config.items()))
+            hash(flat)
+        except TypeError:
+            flat = None
+        if flat is not None and self._flat_last is not None and self._flat_last[0] == flat:
+            return self._flat_last[1]
+        token = self._config_token_deep()
+        self._flat_last = None if flat is None else (flat, token)
+        return token
+
+    def _config_token_deep(self) -> str:
         last = self._config_last
         if last is not None and _same(last[0], self.config):
             return last[1]

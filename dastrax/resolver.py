@@ -9,7 +9,7 @@ from . import times
 from .catalog import Catalog
 from .errors import DataNotAvailable, InvalidRequest, LineageMismatch, RunMetadataNotAvailable
 from .lineage import DataKey, canonical, deterministic_hash
-from .loader import Resolved, Source
+from .loader import Resolved, Source, gc_paused
 from .names import is_superrun_id, validate_run_id
 from .registry import PluginRegistry
 from .storage import StorageList, StoredGroup
@@ -137,7 +137,17 @@ class Resolver:
         return DataKey(run_id, data_type, h, lineage)
 
     # -- the load ---------------------------------------------------------------------
-    def resolve(
+    def resolve(self, *args, **kwargs) -> Resolved:
+        """Sources for loading ``targets`` of ``run_ids`` (see :meth:`_resolve`).
+
+        The cyclic garbage collector is paused meanwhile: a superrun of thousands of
+        subruns creates hundreds of thousands of long-lived metadata objects, and the
+        collections they trigger cost more than the work (1.5 s against 0.8 s for 10 000
+        subruns)."""
+        with gc_paused():
+            return self._resolve(*args, **kwargs)
+
+    def _resolve(
         self,
         run_ids,
         targets,
@@ -188,28 +198,40 @@ class Resolver:
 
         # make what is missing, all runs together
         keys: dict[tuple[str, str], DataKey] = {}
+        found: dict[str, StoredGroup] = {}
         missing: dict[str, list[str]] = {}
         for _label, run, _ranges, _i, sr_keys in plan:
             if sr_keys:
                 continue
             for t in targets:
                 key = keys.setdefault((run, t), self.regular_key(run, t))
-                if self.storage.find(str(key)) is None:
+                group = self.storage.find(str(key))
+                if group is None:
                     missing.setdefault(run, []).append(t)
+                else:
+                    found[str(key)] = group
         if missing:
             if not make:
                 raise self.not_stored(missing, keys)
             self.make(list(missing.items()), progress)
 
         sources = []
+        wanted: dict[str, object] = {}  # canonical lineage of each distinct requested hash
         for label, run, ranges, i, sr_keys in plan:
             groups = []
             for t in targets:
                 key = sr_keys[t] if sr_keys else keys[(run, t)]
-                group = self.find(key)
+                group = found.get(str(key)) or self.find(key)
                 if group is None:
                     raise DataNotAvailable(f"{key} is not stored and could not be made")
-                if check_lineage and canonical(group.meta.get("lineage")) != canonical(key.lineage):
+                if key.lineage_hash not in wanted:
+                    wanted[key.lineage_hash] = canonical(key.lineage)
+                stored_lineage = group.meta.get("lineage")
+                if (
+                    check_lineage
+                    and stored_lineage != wanted[key.lineage_hash]
+                    and canonical(stored_lineage) != wanted[key.lineage_hash]
+                ):
                     raise LineageMismatch(
                         f"stored {t} of run {run!r} ({key}) was made with lineage "
                         f"{deterministic_hash(canonical(group.meta.get('lineage')))}, but "

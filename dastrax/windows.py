@@ -204,6 +204,20 @@ def _last_time(chunk: Mapping) -> int:
 
 def select_all(chunks) -> list[ChunkSelection]:
     """Every non-empty chunk whole (a load without windows)."""
+    if isinstance(chunks, list):  # a stored chunk table: no arrays needed
+        return [
+            ChunkSelection(
+                int(c.get("chunk_i", i)),
+                int(c["row_start"]),
+                int(c["row_start"]) + int(c["n"]),
+                int(c["n"]),
+                int(c["start"]),
+                int(c["end"]),
+                None,
+            )
+            for i, c in enumerate(chunks)
+            if c.get("n")
+        ]
     t = chunk_table(chunks)
     return [
         ChunkSelection(int(i), int(lo), int(lo + n), int(n), int(s), int(e), None)

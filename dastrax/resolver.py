@@ -187,7 +187,9 @@ class Resolver:
                 for sub, ranges in flat:
                     ranges = None if _is_all(ranges) else ranges
                     cut = intersect_ranges(ranges, time_range)
-                    if self._touches(cut, ranges, sub, time_range) or self._stored(sub, targets):
+                    if self._touches(cut, ranges, sub, time_range) or self._rows_touch(
+                        sub, targets, time_range
+                    ):
                         # (stored data is looked at whatever its run document says: rows
                         # may lie outside it, e.g. documents in seconds and rows in ns)
                         plan.append((label, sub, cut, len(subruns), None))
@@ -288,8 +290,17 @@ class Resolver:
             return None
         return group if list(group.meta.get("subruns") or []) == [s for s, _ in flat] else None
 
-    def _stored(self, run: str, targets) -> bool:
-        return all(self.storage.find(str(self.regular_key(run, t))) for t in targets)
+    def _rows_touch(self, run: str, targets, time_range) -> bool:
+        """Whether ``run``'s stored rows reach into ``time_range`` (its document may say
+        otherwise: e.g. a document in seconds, rows in ns)."""
+        if time_range is None:
+            return False
+        group = self.storage.find(str(self.regular_key(run, targets[0])))
+        chunks = [c for c in (group.chunks if group is not None else []) if c.get("n")]
+        return bool(chunks) and (
+            min(c["first_time"] for c in chunks) < time_range[1]
+            and max(c["last_endtime"] for c in chunks) > time_range[0]
+        )
 
     def _touches(self, cut, ranges, sub, time_range) -> bool:
         """Whether a subrun has anything inside the time range (so must be loaded)."""

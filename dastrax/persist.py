@@ -12,7 +12,16 @@ import numpy as np
 from .chunks import chunk_boundaries, endtime
 from .errors import InvalidRequest, SuperrunDefinitionError
 from .lineage import DataKey, canonical
-from .loader import MERGE_BYTES, Opaque, Piece, assemble, end_fields, group_of, pieces_for
+from .loader import (
+    MERGE_BYTES,
+    Opaque,
+    Piece,
+    Source,
+    assemble,
+    end_fields,
+    group_of,
+    pieces_for,
+)
 from .resolver import Resolver
 from .scheduling import Scheduler
 from .storage import shared_chunk_rows, zarr_chunk_rows
@@ -129,41 +138,72 @@ def persist_superrun(
             f"superrun {name!r} is partly stored; persist targets one by one, or pass "
             "overwrite=True to write them all again"
         )
-    pieces = [p for s in resolved.sources for p in pieces_for(s)]
+    base = None if overwrite else _extends(storage, name, targets, flat, keys)
+    sources = resolved.sources
+    if base is not None:  # rows of the old definition: from its stored copy, as they are
+        n_old_subruns = len(base[targets[0]].meta["subruns"])
+        sources = [s for s in sources if s.subrun >= n_old_subruns]
+    new_pieces = [p for s in sources for p in pieces_for(s)]
     dtypes = {t: _target_dtype(resolver, t, resolved) for t in targets}
     row_bytes = max(d.itemsize for d in dtypes.values())
-    n = sum(p.n for p in pieces)
 
     # time and end columns (small) decide the chunk boundaries
     t0 = targets[0]
     ends = end_fields(dtypes[t0])
     tcols = {f: (t0, dtypes[t0].fields[f][0]) for f in ["time", *ends]}
-    values = assemble(scheduler, pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()]))
+    values = assemble(
+        scheduler, new_pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()])
+    )
     time = np.asarray(values["time"], dtype=np.int64)
     end = np.asarray(endtime(values), dtype=np.int64)
     doc = catalog.run_metadata(name)
-    # zarr chunks of the subruns' size where they share one: their files are then copied
+    old_chunks, n_old, start = [], 0, int(doc["start"])
+    if base is not None:
+        old = base[t0]
+        old_chunks = [{k: v for k, v in c.items() if k != "nbytes"} for c in old.chunks]
+        n_old = int(old.meta["n_rows"])
+        start = int(old_chunks[-1]["end"]) if old_chunks else start
+        old_piece = Piece(
+            Source(name, name, tuple((t, base[t]) for t in targets), 0, None, True),
+            0,
+            0,
+            n_old,
+            n_old,
+            int(old_chunks[0]["start"]) if old_chunks else start,
+            start,
+        )
+        pieces = [old_piece, *new_pieces] if n_old else new_pieces
+    else:
+        pieces = new_pieces
+    n = n_old + len(time)
+    # zarr chunks of the subruns' size where they share one (or of the old copy's size
+    # when extending it): their files are then copied, not compressed again
     shared = {
-        t: shared_chunk_rows(
-            {_zarr_rows(group_of(p, t)) for p in pieces},
+        t: int(base[t].meta["zarr_chunk_rows"])
+        if base is not None
+        else shared_chunk_rows(
+            {_zarr_rows(group_of(p, t)) for p in new_pieces},
             max(dtypes[t].fields[f][0].itemsize for f in dtypes[t].names),
         )
         for t in targets
     }
     align = shared[t0] if len(set(shared.values())) == 1 else 1
     table = chunk_table(
-        pieces,
+        new_pieces,
         time,
         end,
         row_bytes,
         chunk_target_size_mb,
-        min(int(doc["start"]), int(time[0])) if n else int(doc["start"]),
-        max(int(doc["end"]), int(end.max())) if n else int(doc["end"]),
+        min(start, int(time[0])) if len(time) else start,
+        max(int(doc["end"]), int(end.max())) if len(time) else int(doc["end"]),
         resolved.subruns,
         _hulls(flat, catalog.run_metadata),
         name,
         align,
     )
+    for c in table:  # after the old copy's rows and chunks
+        c.update(chunk_i=c["chunk_i"] + len(old_chunks), row_start=c["row_start"] + n_old)
+    table = old_chunks + table
     typical = max((c["n"] for c in table), default=1)
     base_rows = zarr_chunk_rows(typical, row_bytes)
 
@@ -214,7 +254,36 @@ def persist_superrun(
         for app in states:
             app.abort()
         raise
+    if base is not None:  # the old definition's copy: its chunk files live on in the new one
+        for group in base.values():
+            storage.writable().delete(group.key)
     return list(keys.values())
+
+
+def _extends(storage, name: str, targets, flat, keys) -> dict | None:
+    """The stored copies of an earlier definition of superrun ``name`` that the current
+    one extends (its flattened subruns come first, unchanged, and the lineage is the
+    same), one per target; None if there are none."""
+    now = flat_fingerprint(flat)
+    out = {}
+    for t in targets:
+        found = None
+        for group in storage.find_data(name, t):
+            spec = group.meta.get("sub_run_spec")
+            if (
+                group.key != str(keys[t])
+                and isinstance(spec, list)
+                and 0 < len(spec) < len(now)
+                and now[: len(spec)] == spec
+                and group.meta.get("lineage") == canonical(keys[t].lineage)
+                and group.meta.get("zarr_chunk_rows")
+            ):
+                found = group
+        if found is None:
+            return None
+        out[t] = found
+    rows = {int(g.meta["n_rows"]) for g in out.values()}
+    return out if len(rows) == 1 else None
 
 
 def _write_rows(job: Opaque, r0: int, r1: int) -> int:
@@ -234,7 +303,11 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
         whole = _whole_source_chunk(parts, target, app.chunk_rows, z0, z1)
         for name in dtype.names:
             if whole is not None and app.copy_chunk_from(
-                group_of(parts[0][0], target), name, whole, z0 // app.chunk_rows
+                group_of(parts[0][0], target),
+                name,
+                whole,
+                z0 // app.chunk_rows,
+                link=parts[0][0].source.stored,
             ):
                 continue  # the compressed chunk file copied as it is
             sub = dtype.fields[name][0]

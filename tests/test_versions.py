@@ -114,3 +114,53 @@ def test_versions_and_extend_on_the_command_line(tmp_path, capsys):
     assert "0, 1, 2" in out and "0, 1" in out
     assert main(["versions", "_c", "--storage", str(tmp_path / "plain")]) == 1
     assert "superrun _c is not defined" in capsys.readouterr().err
+
+
+def _chunk_files(group_dir):
+    return {
+        str(p.relative_to(group_dir)): p.stat()
+        for p in group_dir.rglob("*")
+        if p.is_file() and "/c/" in str(p.relative_to(group_dir)).replace("\\", "/")
+    }
+
+
+def test_a_persisted_superrun_extended_appends_only_the_new_rows(tmp_path):
+    """Issue 14 on a ZarrDirectory: define 3 runs, persist, extend by 1, persist: the
+    chunk files of the old rows are the same files (bytes and mtime), only the new rows
+    are written as new chunks, and the rows are the 4 runs' rows."""
+    st = make_context(tmp_path / "data", chunk_target_size_mb=0.05)
+    st.set_config({"n_chunks": 4, "recs_per_chunk": 100, "chunk_ns": 100})
+    for i, r in enumerate(RUNS):
+        st.set_config({"time_offset": 1000 * i})
+        st.make(r, "peaks")
+        st.write_run_metadata(r, {"start": 1000 * i, "end": 1000 * i + 400})
+    st.set_config({"time_offset": 0})
+    st.define_run("_grow", RUNS[:3])
+    (old_key,) = st.persist_superrun("_grow", "peaks")
+    old_dir = tmp_path / "data" / str(old_key)
+    before = {k: (v.st_ino, v.st_mtime_ns, v.st_size) for k, v in _chunk_files(old_dir).items()}
+    old_meta = st.get_metadata("_grow", "peaks")
+    st.extend_superrun("_grow", ["3"])
+    (new_key,) = st.persist_superrun("_grow", "peaks")
+    assert new_key != old_key and not old_dir.exists()  # the old key is gone ...
+    new_dir = tmp_path / "data" / str(new_key)
+    after = {k: (v.st_ino, v.st_mtime_ns, v.st_size) for k, v in _chunk_files(new_dir).items()}
+    zrows = old_meta["zarr_chunk_rows"]
+    n_old = sum(c["n"] for c in old_meta["chunks"])
+    kept = [k for k in before if k.split("/")[0] != "subrun" and int(k.split("/")[2]) < n_old // zrows]
+    assert kept, "no whole zarr chunk of old rows to keep"
+    for k in kept:  # ... but its chunk files live on: the same files
+        assert after[k] == before[k], k
+    new_meta = st.get_metadata("_grow", "peaks")
+    assert new_meta["chunks"][: len(old_meta["chunks"])] == [
+        {k: v for k, v in c.items()} for c in old_meta["chunks"]
+    ]
+    assert new_meta["subruns"] == RUNS
+    got = st.get_array("_grow", "peaks")
+    want = st.get_array(RUNS, "peaks")
+    np.testing.assert_array_equal(got["time"], want["time"])
+    np.testing.assert_array_equal(got["data"], want["data"])
+    ds = st.get_dataset("_grow", "peaks")
+    np.testing.assert_array_equal(
+        np.asarray(ds.attrs["subruns"])[ds.subrun.values], want["run_id"]
+    )

@@ -165,7 +165,12 @@ class GroupWriter(abc.ABC):
         return self
 
     def copy_chunk_from(
-        self, group: StoredGroup, field: str, chunk_index: int, dest_chunk_index: int
+        self,
+        group: StoredGroup,
+        field: str,
+        chunk_index: int,
+        dest_chunk_index: int,
+        link: bool = False,
     ) -> bool:
         """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim (still
         compressed) as zarr chunk ``dest_chunk_index`` of the same column here.

@@ -353,10 +353,14 @@ class ZarrGroupWriter(GroupWriter):
     def with_rows(self, n: int) -> ZarrGroupWriter:
         return replace(self, n=n, written=n)
 
-    def copy_chunk_from(self, group, field: str, chunk_index: int, dest_chunk_index: int) -> bool:
+    def copy_chunk_from(
+        self, group, field: str, chunk_index: int, dest_chunk_index: int, link: bool = False
+    ) -> bool:
         """Copy a zarr chunk file of ``group`` (a local :class:`ZarrGroup`) verbatim into
         this (local) group, where both arrays have the same dtype, chunk shape and codecs
-        (its crc32c covers the bytes, so it stays valid); False where they do not."""
+        (its crc32c covers the bytes, so it stays valid); False where they do not. With
+        ``link``, the file is hard-linked (the same file, bytes and mtime: zarr replaces
+        files by rename, never in place) where the filesystem allows."""
         from .zarr_group import ZarrGroup
 
         if not (self.local and isinstance(group, ZarrGroup) and group.local):
@@ -371,7 +375,15 @@ class ZarrGroupWriter(GroupWriter):
         dst_file = os.path.join(dst_dir, "c", str(int(dest_chunk_index)), *tail)
         try:
             os.makedirs(os.path.dirname(dst_file), exist_ok=True)
-            shutil.copyfile(src_file, dst_file)
+            try:
+                if not link:
+                    raise OSError
+                os.link(src_file, dst_file)
+            except FileExistsError:
+                os.remove(dst_file)
+                os.link(src_file, dst_file)
+            except OSError:
+                shutil.copyfile(src_file, dst_file)
         except FileNotFoundError:
             # a missing source chunk: the caller's read reports the damage
             with contextlib.suppress(FileNotFoundError):

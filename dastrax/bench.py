@@ -41,30 +41,24 @@ import time
 
 import click
 
-from .plugin import Option
-from .testutils import Peaks
-from .testutils import Records as _TestRecords
+from .cli_env import CONTEXT_SETTINGS, with_env
 
 __all__ = ["bench_command", "run_bench", "run_scaling"]
 
-SUPERRUN = "_bench"
-TARGET = "peaks"
-#: the two scalar columns of the ``load_two_columns`` step
-TWO_COLUMNS = ["area", "channel"]
-#: rows of a tiny subrun in the scaling mode (about 244 kB: 1000 of them make 244 MB), in
-#: TINY_CHUNKS chunks
-TINY_ROWS = 200
-TINY_CHUNKS = 2
-#: time between the rows of a chunk, in ns (rows do not overlap: length 1, dt 1)
-ROW_NS = 10
-#: gap between subruns, in ns
-GAP_NS = 1000
-STEP_MARK = "DASTRAX-BENCH-STEP "
-
-FULL = {"subruns": 10, "chunks": 10, "rows_per_chunk": 20_000}
-SMALL = {"subruns": 3, "chunks": 4, "rows_per_chunk": 2_000}
-SCALING_N = (100, 1000, 10_000)
-SMALL_SCALING_N = (10, 100)
+from .bench_setup import (
+    FULL,
+    SCALING_N,
+    SMALL,
+    SMALL_SCALING_N,
+    STEP_MARK,
+    SUPERRUN,
+    TARGET,
+    TINY_CHUNKS,
+    TINY_ROWS,
+    TWO_COLUMNS,
+    context,
+    make_data,
+)
 
 # (step, limit it is compared with, or a tuple of limits that add up)
 TARGETS = [
@@ -75,75 +69,6 @@ TARGETS = [
     ("persist", "persist", ("fromzarr_subruns", "to_zarr"), 2.0, "time"),
     ("two columns / full load", "load_two_columns", ("load_stored",), 1 / 20, "time"),
 ]
-
-
-class Records(_TestRecords):
-    """:class:`dastrax.testutils.Records` with run ``i`` starting at ``i * run_spacing``.
-
-    Its lineage is that of ``testutils.Records`` (same class name, version and tracked
-    options; ``run_spacing`` is untracked), so all subruns can be made in one ``make``
-    call — in parallel, with different times — instead of one call per time offset.
-    """
-
-    run_spacing = Option(default=0, type=int, track=False, help="start of run i: i * this")
-
-    def chunk_intervals(self, run_id):
-        shift = int(run_id) * self.run_spacing
-        return [(s + shift, e + shift) for s, e in super().chunk_intervals(run_id)]
-
-
-# --------------------------------------------------------------------------------------
-# the data
-# --------------------------------------------------------------------------------------
-def plugin_config(chunks: int, rows_per_chunk: int) -> dict:
-    chunk_ns = rows_per_chunk * ROW_NS
-    return {
-        "n_chunks": chunks,
-        "recs_per_chunk": rows_per_chunk,
-        "chunk_ns": chunk_ns,
-        "run_spacing": chunks * chunk_ns + GAP_NS,
-    }
-
-
-def context(params: dict):
-    """The bench's context on ``params["storage"]``."""
-    import dastrax
-
-    return dastrax.Context(
-        storage=params["storage"],
-        register=[Records, Peaks],
-        config={
-            **params.get("plugin_options", {}),
-            **plugin_config(params["chunks"], params["rows_per_chunk"]),
-        },
-        progress=False,
-        scheduler=params.get("scheduler", "threads"),
-        **params.get("context_config", {}),
-    )
-
-
-def make_data(params: dict, timings: dict | None = None) -> float:
-    """Make the subruns and define the superrun (unless already there), and remove a
-    persisted copy of the superrun; seconds taken (``timings["make"]``: of ``make``)."""
-    st = context(params)
-    cfg = plugin_config(params["chunks"], params["rows_per_chunk"])
-    ids = [str(i) for i in range(params["subruns"])]
-    t0 = time.perf_counter()
-    st.make(ids, TARGET)
-    if timings is not None:
-        timings["make"] = time.perf_counter() - t0
-    span = params["chunks"] * cfg["chunk_ns"]
-    known = set(st.list_runs())
-    for i, run_id in enumerate(ids):
-        if run_id not in known:
-            start = i * cfg["run_spacing"]
-            st.write_run_metadata(run_id, {"start": start, "end": start + span})
-    st.define_run(SUPERRUN, ids)
-    # the unstored steps come first: a superrun persisted by an earlier run goes
-    key = str(st.key_for(SUPERRUN, TARGET))
-    if st.storage[0].has(key):
-        st.storage[0].delete(key)
-    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------
@@ -580,76 +505,85 @@ def format_scaling(scaling: dict) -> str:
 # --------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------
-@click.command("bench")
+@click.command("bench", context_settings=CONTEXT_SETTINGS)
 @click.option("--subruns", type=int, default=None, help="subruns of the superrun [10]")
 @click.option("--chunks", type=int, default=None, help="chunks of each subrun [10]")
 @click.option("--rows-per-chunk", type=int, default=None, help="peaks rows a chunk [20000]")
 @click.option("--small", is_flag=True, help="a small, quick preset (for CI)")
 @click.option("--scaling", is_flag=True, help="time opening and persisting 100..10 000 subruns")
 @click.option("--scaling-sizes", default=None, help="comma-separated subrun counts for --scaling")
+@click.option(
+    "--minbias", is_flag=True, help="minimum-bias superruns and selections against the naive way"
+)
+@click.option("--extend", "extend_", is_flag=True, help="persisting after adding one subrun")
 @click.option("--repeat", type=int, default=1, show_default=True, help="runs of each step; best")
-@click.option(
-    "--storage",
-    "storage",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="where to make the data (default: a temporary directory, removed afterwards)",
-)
-@click.option("--scheduler", default="threads", show_default=True, help="dask scheduler")
-@click.option(
-    "--config",
-    "config_file",
-    default=None,
-    metavar="FILE",
-    help="TOML file: compressor, chunk_target_size_mb and [config] plugin options",
-)
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="OPTION=VALUE",
-    help="a plugin option, e.g. --set waveform_length=100 (repeatable; not the sizes)",
-)
-@click.option("--debug", is_flag=True, help="show the full traceback of an error")
 @click.option("--json", "json_file", default=None, help="write the report to this JSON file")
+@with_env()
 def bench_command(
+    env,
     subruns,
     chunks,
     rows_per_chunk,
     small,
     scaling,
     scaling_sizes,
+    minbias,
+    extend_,
     repeat,
-    storage,
-    scheduler,
-    config_file,
-    sets,
-    debug,
     json_file,
 ):
     """Time loading and persisting a superrun, each step in a fresh process, next to the
     read/write limit (plain zarr + dask), and print a table of seconds, MB/s, peak RSS
-    and ratios."""
+    and ratios.
+
+    Takes the options of every command: --storage (default here: a temporary
+    directory, removed afterwards), --scheduler, --config / $DASTRAX_CONFIG (compressor,
+    chunk_target_size_mb, [config] plugin options) and --set OPTION=VALUE (plugin
+    options, not the sizes).
+
+    \b
+    Examples:
+      dastrax bench --small
+      dastrax bench --repeat 3 --json bench.json
+      dastrax bench --scaling
+      dastrax bench --minbias
+      dastrax bench --extend
+    """
+    settings = env.settings
     preset = SMALL if small else FULL
     sizes = dict(
         subruns=subruns or preset["subruns"],
         chunks=chunks or preset["chunks"],
         rows_per_chunk=rows_per_chunk or preset["rows_per_chunk"],
     )
-    temporary = storage is None
-    root = tempfile.mkdtemp(prefix="dastrax-bench-") if temporary else os.path.abspath(storage)
+    given = env.overrides.get("storage")
+    temporary = given is None
+    root = tempfile.mkdtemp(prefix="dastrax-bench-") if temporary else os.path.abspath(given)
     os.makedirs(root, exist_ok=True)
-    context_config, options = _read_config(config_file)
-    options.update(_parse_sets(sets))
+    scheduler = "threads" if settings.scheduler == "auto" else settings.scheduler
     params = dict(
         sizes,
         storage=root,
         scheduler=scheduler,
-        context_config=context_config,
-        plugin_options=options,
+        context_config={
+            "compressor": settings.compressor,
+            "chunk_target_size_mb": settings.chunk_target_size_mb,
+        },
+        plugin_options=dict(settings.config),
     )
     try:
-        if scaling:
+        if minbias:
+            from .bench_minbias import run_minbias
+
+            click.echo("dastrax bench --minbias")
+            report = run_minbias(root, echo=click.echo, small=small)
+        elif extend_:
+            from .bench_extend import run_extend
+
+            click.echo("dastrax bench --extend")
+            ns = (10, 100) if small else (10, 100, 1000)
+            report = run_extend(root, sizes=ns, echo=click.echo)
+        elif scaling:
             if scaling_sizes:
                 ns = [int(x) for x in scaling_sizes.split(",") if x.strip()]
             else:
@@ -672,38 +606,11 @@ def bench_command(
             click.echo(format_targets(report))
         if json_file:
             with open(json_file, "w") as f:
-                json.dump(report, f, indent=1)
+                json.dump(report, f, indent=1, default=str)
             click.echo(f"report written to {json_file}")
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _read_config(config_file) -> tuple[dict, dict]:
-    """Context options (compressor, chunk size) and plugin options of a TOML file."""
-    if not config_file:
-        return {}, {}
-    import tomllib
-
-    with open(config_file, "rb") as f:
-        conf = tomllib.load(f)
-    context_config = {k: conf[k] for k in ("compressor", "chunk_target_size_mb") if k in conf}
-    return context_config, dict(conf.get("config", {}))
-
-
-def _parse_sets(sets) -> dict:
-    import tomllib
-
-    out = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected OPTION=VALUE, got {item!r}", param_hint="--set")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 if __name__ == "__main__":

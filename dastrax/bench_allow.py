@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import bench
+from . import bench_setup as bench
 from .testutils import IntegralMinusMean, SuperrunPeakClassification
 
 __all__ = ["ALLOW_TARGET", "run_allow"]

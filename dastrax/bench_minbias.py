@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from . import bench
+from . import bench_setup as bench
 from .windows import union
 
 __all__ = ["MINBIAS_TARGETS", "run_minbias"]

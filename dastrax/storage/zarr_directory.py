@@ -41,7 +41,7 @@ from .layout import (
     local_path,
 )
 from .zarr_group import ZarrGroup, _open_array, remote_error
-from .zarr_writer import ZarrGroupWriter
+from .zarr_writer import FSYNC, ZarrGroupWriter, fsync_dir
 
 __all__ = ["DataDirectory", "ZarrDirectory", "remote_error"]
 
@@ -136,7 +136,12 @@ class ZarrDirectory(StorageFrontend):
             try:
                 with open(tmp, "wb") as f:
                     f.write(data)
+                    if FSYNC:
+                        f.flush()
+                        os.fsync(f.fileno())
                 os.replace(tmp, path)
+                if FSYNC:
+                    fsync_dir(os.path.dirname(path))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
@@ -410,10 +415,15 @@ class ZarrDirectory(StorageFrontend):
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                if FSYNC:
+                    f.flush()
+                    os.fsync(f.fileno())
             try:
                 os.link(tmp, path)
             except FileExistsError:
                 return False
+            if FSYNC:
+                fsync_dir(os.path.dirname(path))
             return True
         finally:
             with contextlib.suppress(OSError):

@@ -543,8 +543,10 @@ def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> N
 
 
 #: whether commits flush a group's files and folders to disk before the rename that
-#: makes it visible (``DASTRAX_FSYNC=0``: not; measured in ``dastrax bench``)
-FSYNC = os.environ.get("DASTRAX_FSYNC", "1") not in ("0", "false", "no")
+#: makes it visible (``DASTRAX_FSYNC=1``). Off by default: measured in ``dastrax bench``
+#: at 2.44 GB it makes a persist take 1.7 s instead of 0.75 s (+130 %, far above the 5 %
+#: that would make it the default)
+FSYNC = os.environ.get("DASTRAX_FSYNC", "0") not in ("0", "false", "no", "")
 
 
 def fsync_dir(path: str) -> None:

@@ -42,6 +42,7 @@ import time
 import click
 
 from .cli_env import CONTEXT_SETTINGS, with_env
+from .storage._limits import from_zarr_limit, store_limit, zarr_version
 
 __all__ = ["bench_command", "run_bench", "run_scaling"]
 
@@ -133,19 +134,9 @@ def step_persist(st, params):
 
 def step_fromzarr(st, params, stored):
     """The limit of a load: a plain ``from_zarr(...).compute()`` of the same arrays."""
-    import dask
-    import dask.array as da
-    import dask.threaded
-    import zarr
-
-    names = _field_names(st)
     groups = _groups(st, stored, params)
-    arrays = [zarr.open_array(os.path.join(g, n), mode="r") for g in groups for n in names]
-    t0 = time.perf_counter()
-    # dask's threaded scheduler given as a function: no distributed import in the timing
-    out = dask.compute(*[da.from_zarr(a) for a in arrays], scheduler=dask.threaded.get)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "bytes": _nbytes(out), "arrays": len(arrays), "stored": stored}
+    result = from_zarr_limit([f"{g}/{n}" for g in groups for n in _field_names(st)])
+    return {**result, "stored": stored}
 
 
 def step_read(st, params, stored):
@@ -169,44 +160,12 @@ def step_to_zarr(st, params):
     """The write limit of persisting: a plain dask write (``da.store``, chunks aligned) of
     the superrun's rows, in memory (read before the clock starts), into arrays with the
     persisted store's codecs and chunks."""
-    import dask
-    import dask.array as da
-    import dask.threaded
-    import numpy as np
-    import zarr
-
-    from .storage.codecs import make_codecs, normalize_compressor
-
-    names = _field_names(st)
     src = _groups(st, True, params)[0]
-    columns = {n: zarr.open_array(os.path.join(src, n), mode="r") for n in names}
-    data = {n: a[:] for n, a in columns.items()}
     out_dir = tempfile.mkdtemp(prefix="to_zarr-", dir=params["storage"])
     try:
-        group = zarr.open_group(out_dir, mode="w")
-        codecs = make_codecs(normalize_compressor(st.context_config["compressor"]))
-        t0 = time.perf_counter()
-        for n, a in data.items():
-            chunks = columns[n].chunks
-            target = group.create_array(
-                n,
-                shape=a.shape,
-                chunks=chunks,
-                dtype=a.dtype,
-                compressors=codecs,
-                fill_value=0,
-                config={"write_empty_chunks": True},
-            )
-            da.store(da.from_array(a, chunks=chunks), target, lock=False, compute=False).compute(
-                scheduler=dask.threaded.get
-            )
-        seconds = time.perf_counter() - t0
-        nbytes = int(sum(a.nbytes for a in data.values()))
-        del data
-        rows = int(np.asarray(columns["time"].shape[0]))
+        return store_limit(src, _field_names(st), out_dir, st.context_config["compressor"])
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    return {"seconds": seconds, "bytes": nbytes, "rows": rows}
 
 
 STEPS = {
@@ -377,7 +336,6 @@ def _check_targets(steps: dict) -> list[dict]:
 def _machine() -> dict:
     import dask
     import numpy
-    import zarr
 
     from . import __version__
 
@@ -387,7 +345,7 @@ def _machine() -> dict:
         "platform": platform.platform(),
         "dastrax": __version__,
         "dask": dask.__version__,
-        "zarr": zarr.__version__,
+        "zarr": zarr_version(),
         "numpy": numpy.__version__,
     }
 

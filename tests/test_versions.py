@@ -147,7 +147,9 @@ def test_a_persisted_superrun_extended_appends_only_the_new_rows(tmp_path):
     after = {k: (v.st_ino, v.st_mtime_ns, v.st_size) for k, v in _chunk_files(new_dir).items()}
     zrows = old_meta["zarr_chunk_rows"]
     n_old = sum(c["n"] for c in old_meta["chunks"])
-    kept = [k for k in before if k.split("/")[0] != "subrun" and int(k.split("/")[2]) < n_old // zrows]
+    kept = [
+        k for k in before if k.split("/")[0] != "subrun" and int(k.split("/")[2]) < n_old // zrows
+    ]
     assert kept, "no whole zarr chunk of old rows to keep"
     for k in kept:  # ... but its chunk files live on: the same files
         assert after[k] == before[k], k
@@ -161,6 +163,4 @@ def test_a_persisted_superrun_extended_appends_only_the_new_rows(tmp_path):
     np.testing.assert_array_equal(got["time"], want["time"])
     np.testing.assert_array_equal(got["data"], want["data"])
     ds = st.get_dataset("_grow", "peaks")
-    np.testing.assert_array_equal(
-        np.asarray(ds.attrs["subruns"])[ds.subrun.values], want["run_id"]
-    )
+    np.testing.assert_array_equal(np.asarray(ds.attrs["subruns"])[ds.subrun.values], want["run_id"])

@@ -365,3 +365,58 @@ def test_two_processes_writing_at_once_lose_no_commit(s3_server, s3_bucket, tmp_
     assert set(repo.list_runs()) == written
     for run_id in written:
         assert repo.run_metadata(run_id)["by"] == run_id[0]
+
+
+def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, tmp_path):
+    """Issue 14: two processes persist the same superrun into one IcechunkRepository on
+    the S3 server at the same instant, 10 rounds: each round leaves one valid group with
+    the rows of the subruns, and each process reports success or WriteConflict."""
+    import dastrax
+    from dastrax.testutils import Peaks, Records
+
+    url = f"{s3_bucket}/persist-race"
+    options = s3_server.storage_options
+    st = dastrax.Context(
+        storage=IcechunkRepository(url, storage_options=options),
+        register=[Records, Peaks],
+        progress=False,
+    )
+    for i, r in enumerate(["0", "1", "2"]):
+        st.set_config({"time_offset": 20 * i})
+        st.make(r, "peaks")
+        st.write_run_metadata(r, {"start": 20 * i, "end": 20 * i + 10})
+    st.set_config({"time_offset": 0})
+    for i in range(10):
+        st.define_run(f"_sr{i}", ["0", "1", "2"][: 1 + i % 3])
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    script = Path(__file__).parent / "_icechunk_scripts" / "persist_race.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, json.dumps(options), str(sync), n, "10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in "ab"
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+        lines = out.split()
+        assert len(lines) == 10 and set(lines) <= {"ok", "conflict"}, out
+    fresh = dastrax.Context(
+        storage=IcechunkRepository(url, storage_options=options),
+        register=[Records, Peaks],
+        progress=False,
+    )
+    for i in range(10):
+        runs = ["0", "1", "2"][: 1 + i % 3]
+        key = str(fresh.key_for(f"_sr{i}", "peaks"))
+        assert [k for k in fresh.storage[0].keys(f"_sr{i}-")] == [key]
+        got = fresh.get_array(f"_sr{i}", "peaks")
+        want = fresh.get_array(runs, "peaks")
+        np.testing.assert_array_equal(got["time"], want["time"])
+        assert fresh.get_metadata(f"_sr{i}", "peaks")["subruns"] == runs

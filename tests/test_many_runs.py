@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from dastrax import bench
+from dastrax import bench_setup as bench
 from dastrax.storage import zarr_writer
 
 COMPRESSORS = {

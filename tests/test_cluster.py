@@ -220,38 +220,51 @@ def test_worker_killed_during_a_load(client, tmp_path):
 
 
 @pytest.mark.parametrize("round_", range(5))
-def test_worker_killed_during_make(client, tmp_path, round_):
+def test_worker_killed_during_make(tmp_path, round_):
     """Issue 13: a worker SIGKILLed while ``make`` streams chunks into zarr (after the
     first arrays were created, so the append tasks that created them are rerun on the
-    other worker): the make finishes with the rows of the threaded scheduler."""
-    n_chunks = 8
-    cl = context(tmp_path / "cluster", client=client, config={"n_chunks": n_chunks})
-    cl.set_config({"sleep_s": 0.15})
-    th = context(tmp_path / "threads", config={"n_chunks": n_chunks})
+    other worker): the make finishes with the rows of the threaded scheduler. A fresh
+    2-process LocalCluster each round."""
+    # chunks of 2000 peaks (2.4 MB): a whole zarr chunk in the first chunk, so arrays are
+    # created by the first append tasks, long before the commits
+    config = {"n_chunks": 8, "recs_per_chunk": 2000, "chunk_ns": 2000}
+    th = context(tmp_path / "threads", config=config)
     th.make(list(RUNS), TARGETS)
-    client.wait_for_workers(2, timeout=240)  # the nanny restarts the last round's victim
-    pids = client.run(os.getpid)
-    result: dict = {}
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        client.wait_for_workers(2, timeout=60)
+        cl = context(tmp_path / "cluster", client=client, config=config)
+        cl.set_config({"sleep_s": 0.3})
+        pids = client.run(os.getpid)
+        result: dict = {}
 
-    def make():
-        try:
-            cl.make(list(RUNS), TARGETS)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            result["error"] = e
+        def make():
+            try:
+                cl.make(list(RUNS), TARGETS)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                result["error"] = e
 
-    thread = threading.Thread(target=make)
-    thread.start()
-    root = tmp_path / "cluster"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until some group has its arrays
-        if list(root.glob(".tmp-*/group/time/zarr.json")):
-            break
-        time.sleep(0.01)
-    busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
-    assert busy and thread.is_alive(), "the make finished before a worker could be killed"
-    os.kill(pids[busy[round_ % len(busy)]], signal.SIGKILL)
-    thread.join(timeout=240)
-    assert not thread.is_alive()
-    assert "error" not in result, repr(result.get("error"))
-    for r in RUNS:
-        assert_same_rows(cl.get_array(r, TARGETS), th.get_array(r, TARGETS))
+        thread = threading.Thread(target=make)
+        thread.start()
+        root = tmp_path / "cluster"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until some group has its arrays
+            if list(root.glob(".tmp-*/group/time/zarr.json")):
+                break
+            time.sleep(0.01)
+        busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
+        assert busy and thread.is_alive(), "the make finished before a worker could be killed"
+        os.kill(pids[busy[round_ % len(busy)]], signal.SIGKILL)
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        assert "error" not in result, repr(result.get("error"))
+        for r in RUNS:
+            assert_same_rows(cl.get_array(r, TARGETS), th.get_array(r, TARGETS))

@@ -510,10 +510,21 @@ def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> N
         try:
             os.rename(os.path.join(folder, WRITER_FILE), os.path.join(folder, COMMIT_FILE))
         except FileNotFoundError:
-            _discard(folder, folder)
-            raise DastraxError(
-                f"writing {state.key} was aborted before its commit; nothing of it is stored"
-            ) from None
+            if not os.path.exists(os.path.join(folder, COMMIT_FILE)):
+                _discard(folder, folder)
+                raise DastraxError(
+                    f"writing {state.key} was aborted before its commit; nothing of it is stored"
+                ) from None
+            # an earlier attempt of this very commit took the token and died (its worker
+            # was killed, the task rerun): go on where it stopped
+            if not os.path.exists(src):
+                if os.path.exists(os.path.join(dst, "zarr.json")):
+                    _discard(folder, folder)  # it had renamed the group: committed
+                    return
+                _discard(folder, folder)
+                raise DastraxError(
+                    f"writing {state.key}: its group vanished during the commit; make it again"
+                ) from None
     try:
         if not written:
             group = state.group()

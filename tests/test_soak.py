@@ -209,6 +209,8 @@ class Worker:
                 self.step()
             except DastraxError as e:
                 self.count("errors", type(e).__name__)
+                if type(e).__name__ == "InvalidRequest":
+                    self.fail(f"InvalidRequest on a valid request: {str(e)[:300]}")
                 if type(e).__name__ == "CorruptData":  # nothing here damages bytes
                     self.fail(f"CorruptData on undamaged storage: {str(e)[:300]}")
             except Exception as e:  # noqa: BLE001 - what the soak test looks for
@@ -299,7 +301,8 @@ def test_soak(tmp_path, capsys):
     }
     with capsys.disabled():
         print(f"\nsoak figures: {json.dumps(figures)}")
-        for failure in total["failures"][:10]:
+        shown = sorted(total["failures"], key=lambda f: f.startswith("CorruptData"))
+        for failure in shown[:10]:
             print(f"soak failure: {failure}")
     assert not stderr, "\n".join(stderr)
     assert not total["failures"], total["failures"][:10]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Chunk", "chunk_boundaries", "chunk_stats", "endtime", "merge_columns"]
+__all__ = [
+    "Chunk",
+    "chunk_boundaries",
+    "chunk_entry",
+    "chunk_stats",
+    "endtime",
+    "merge_columns",
+]
 
 
 def endtime(arr: np.ndarray) -> np.ndarray:
@@ -23,22 +31,70 @@ def endtime(arr: np.ndarray) -> np.ndarray:
     return arr["time"] + arr["length"].astype(np.int64) * arr["dt"].astype(np.int64)
 
 
-def chunk_stats(data: np.ndarray) -> dict[str, list] | None:
-    """``{field: [min, max]}`` of the scalar numeric fields of ``data`` (None if empty):
-    recorded per stored chunk, so that selections skip chunks that cannot match."""
-    if not len(data):
-        return None
-    out = {}
+def chunk_stats(data: np.ndarray) -> dict[str, list]:
+    """Minimum and maximum of each scalar numeric field of ``data``, for the chunk table.
+
+    Fields with a shape, strings, and float fields holding NaN or infinities are left
+    out (a selection then reads such a chunk). Booleans count as 0/1.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        A structured array (the rows of one chunk).
+
+    Returns
+    -------
+    dict
+        ``{field: [min, max]}`` of Python ints/floats (JSON-able); empty for no rows.
+
+    Examples
+    --------
+    >>> chunk_stats(np.array([(1, 2.5), (3, -1.0)], [("a", "i4"), ("b", "f8")]))
+    {'a': [1, 3], 'b': [-1.0, 2.5]}
+    """
+    out: dict[str, list] = {}
+    if not len(data) or data.dtype.names is None:
+        return out
     for name in data.dtype.names:
-        sub = data.dtype.fields[name][0]
-        if sub.shape or sub.kind not in "biuf":
-            continue
         col = data[name]
-        lo, hi = col.min(), col.max()
-        if sub.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
-            continue  # NaNs and infinities: no bounds (a selection must read the chunk)
-        out[name] = [lo.item(), hi.item()]
+        if col.ndim != 1:
+            continue
+        kind = col.dtype.kind
+        if kind in "iub":
+            lo, hi = col.min(), col.max()
+            out[name] = [int(lo), int(hi)]
+        elif kind == "f":
+            lo, hi = float(col.min()), float(col.max())
+            if math.isfinite(lo) and math.isfinite(hi):
+                out[name] = [lo, hi]
     return out
+
+
+def chunk_entry(
+    chunk_i: int,
+    start: int,
+    end: int,
+    row_start: int,
+    data: np.ndarray,
+    run_id: str | None = None,
+    subruns: dict | None = None,
+) -> dict:
+    """The chunk-table entry of logical chunk ``chunk_i`` ``[start, end)`` holding
+    ``data`` from row ``row_start`` of its group (every writer records the same)."""
+    n = len(data)
+    return {
+        "chunk_i": int(chunk_i),
+        "start": int(start),
+        "end": int(end),
+        "row_start": int(row_start),
+        "n": int(n),
+        "first_time": int(data["time"][0]) if n else None,
+        "last_endtime": int(endtime(data).max()) if n else None,
+        "nbytes": int(data.nbytes),
+        "run_id": run_id,
+        "subruns": subruns,
+        "stats": chunk_stats(data) or None,
+    }
 
 
 @dataclass

@@ -27,7 +27,7 @@ import dask
 import numpy as np
 
 from . import loader, persist
-from .chunks import Chunk, chunk_stats, endtime, merge_columns
+from .chunks import Chunk, chunk_entry, endtime, merge_columns
 from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError
 from .lineage import DataKey, canonical, deterministic_hash
 from .loader import Piece, Resolved, Source, end_fields, group_of
@@ -632,19 +632,8 @@ def _write_chunk(carry: _Carry, results: dict, dt: str, j, start, end, sub_i, su
             app.array(f)[written : written + full] = tail[f][:full]
         tail, written = tail[full:].copy(), written + full
     row_start = carry.written + (0 if carry.tail is None else len(carry.tail))
-    entry = {
-        "chunk_i": len(carry.entries),
-        "start": int(start),
-        "end": int(end),
-        "row_start": int(row_start),
-        "n": int(len(data)),
-        "first_time": int(data["time"][0]) if len(data) else None,
-        "last_endtime": int(endtime(data).max()) if len(data) else None,
-        "nbytes": int(data.nbytes),
-        "run_id": name,
-        "subruns": {sub: {"start": int(start), "end": int(end)}},
-        "stats": chunk_stats(data),
-    }
+    subruns = {sub: {"start": int(start), "end": int(end)}}
+    entry = chunk_entry(len(carry.entries), start, end, row_start, data, name, subruns)
     return replace(carry, written=written, tail=tail, entries=(*carry.entries, entry))
 
 

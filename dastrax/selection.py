@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .chunks import chunk_stats
 from .errors import InvalidRequest
 
 __all__ = ["Selection", "chunk_stats", "chunks_may_match"]
@@ -461,45 +462,6 @@ def _compare(op, a, b) -> tuple[bool, bool]:
     overlap = alo <= bhi and blo <= ahi
     single = alo == ahi == blo == bhi
     return (overlap, not single) if op is ast.Eq else (not single, overlap)
-
-
-def chunk_stats(data: np.ndarray) -> dict[str, list]:
-    """Minimum and maximum of each scalar numeric field of ``data``, for the chunk table.
-
-    Fields with a shape, strings, and float fields holding NaN or infinities are left
-    out (a selection then reads such a chunk). Booleans count as 0/1.
-
-    Parameters
-    ----------
-    data : np.ndarray
-        A structured array (the rows of one chunk).
-
-    Returns
-    -------
-    dict
-        ``{field: [min, max]}`` of Python ints/floats (JSON-able); empty for no rows.
-
-    Examples
-    --------
-    >>> chunk_stats(np.array([(1, 2.5), (3, -1.0)], [("a", "i4"), ("b", "f8")]))
-    {'a': [1, 3], 'b': [-1.0, 2.5]}
-    """
-    out: dict[str, list] = {}
-    if not len(data) or data.dtype.names is None:
-        return out
-    for name in data.dtype.names:
-        col = data[name]
-        if col.ndim != 1:
-            continue
-        kind = col.dtype.kind
-        if kind in "iub":
-            lo, hi = col.min(), col.max()
-            out[name] = [int(lo), int(hi)]
-        elif kind == "f":
-            lo, hi = float(col.min()), float(col.max())
-            if math.isfinite(lo) and math.isfinite(hi):
-                out[name] = [lo, hi]
-    return out
 
 
 def chunks_may_match(selection: Selection, chunks: Iterable[Mapping]) -> np.ndarray:

@@ -48,6 +48,7 @@ import zarr
 import zarr.errors
 
 from .._version import __version__
+from ..chunks import chunk_entry
 from ..errors import (
     CorruptData,
     DastraxError,
@@ -58,6 +59,7 @@ from ..errors import (
 )
 from .base import GroupWriter, StorageFrontend, StoredGroup
 from .codecs import dtype_from_json, dtype_to_json, make_codecs, normalize_compressor
+from .zarr_writer import zarr_chunk_rows
 
 __all__ = ["IcechunkGroup", "IcechunkRepository", "IcechunkWriter"]
 
@@ -69,8 +71,6 @@ if "ICECHUNK_LOG" not in os.environ:
 RUNS = "runs"
 #: commits tried (with a rebase each) before a writer gives up with WriteConflict
 COMMIT_TRIES = 20
-_MIN_CHUNK_BYTES = 10**6
-_MAX_CHUNK_BYTES = 32 * 10**6
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 _S3_OPTIONS = {"key", "secret", "token", "anon", "client_kwargs", "endpoint_url", "region_name"}
 _S3_CLIENT = {"endpoint_url", "region_name"}
@@ -288,20 +288,6 @@ _LIVE: dict[str, Any] = {}  # writer id -> this process's live ForkSession (writ
 _LIVE_LOCK = threading.Lock()
 
 
-def _chunk_rows(base_rows: int, itemsize: int) -> int:
-    itemsize = max(1, int(itemsize))
-    rows = max(1, int(base_rows), -(-_MIN_CHUNK_BYTES // itemsize))
-    parts = max(1, -(-rows * itemsize // _MAX_CHUNK_BYTES))
-    return max(1, -(-rows // parts))
-
-
-def _endtime(data: np.ndarray) -> np.ndarray:
-    names = data.dtype.names or ()
-    if "endtime" in names:
-        return data["endtime"]
-    return data["time"] + data["length"].astype(np.int64) * data["dt"].astype(np.int64)
-
-
 @dataclass(frozen=True)
 class IcechunkWriter(GroupWriter):
     """The immutable, picklable state of a group being written into an icechunk repository.
@@ -381,7 +367,7 @@ class IcechunkWriter(GroupWriter):
             + [np.dtype(d).itemsize for d in (extra or {}).values()]
         )
         if rows is None:
-            rows = _chunk_rows(base_rows, widest)
+            rows = zarr_chunk_rows(base_rows, widest)
         if total_rows:
             rows = min(rows, total_rows)
         session = self._session()
@@ -424,7 +410,7 @@ class IcechunkWriter(GroupWriter):
         session = None
         if not state.chunk_rows and len(data):
             widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
-            state = replace(state, chunk_rows=_chunk_rows(len(data), widest))
+            state = replace(state, chunk_rows=zarr_chunk_rows(len(data), widest))
         full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
         if full:
             session = state._session()
@@ -438,18 +424,7 @@ class IcechunkWriter(GroupWriter):
                 arr[written : written + full] = tail[name][:full]
             tail = tail[full:].copy()
             written += full
-        chunk = {
-            "chunk_i": len(state.chunks),
-            "start": int(start),
-            "end": int(end),
-            "row_start": int(state.n),
-            "n": int(len(data)),
-            "first_time": int(data["time"][0]) if len(data) else None,
-            "last_endtime": int(_endtime(data).max()) if len(data) else None,
-            "nbytes": int(data.nbytes),
-            "run_id": run_id,
-            "subruns": subruns,
-        }
+        chunk = chunk_entry(len(state.chunks), start, end, state.n, data, run_id, subruns)
         changes = {
             "n": state.n + len(data),
             "written": written,

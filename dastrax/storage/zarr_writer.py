@@ -16,7 +16,7 @@ import zarr.errors
 from zarr.core.sync import sync
 
 from .._version import __version__
-from ..chunks import chunk_stats, endtime
+from ..chunks import chunk_entry
 from ..errors import DastraxError
 from . import _fastwrite
 from .base import GroupWriter
@@ -221,19 +221,7 @@ class ZarrGroupWriter(GroupWriter):
                 written += full
         finally:
             self.check_not_aborted()
-        chunk = {
-            "chunk_i": len(state.chunks),
-            "start": int(start),
-            "end": int(end),
-            "row_start": int(state.n),
-            "n": int(len(data)),
-            "first_time": int(data["time"][0]) if len(data) else None,
-            "last_endtime": int(endtime(data).max()) if len(data) else None,
-            "nbytes": int(data.nbytes),
-            "run_id": run_id,
-            "subruns": subruns,
-            "stats": chunk_stats(data),
-        }
+        chunk = chunk_entry(len(state.chunks), start, end, state.n, data, run_id, subruns)
         return replace(
             state, n=state.n + len(data), written=written, tail=tail, chunks=(*state.chunks, chunk)
         )

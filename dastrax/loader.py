@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import dask.array as da
 import numpy as np
@@ -434,11 +434,15 @@ class Resolved:
     data_kind: str
     dtype: np.dtype | None = None  # the first target's dtype, when no source tells it
     selection: object = None  # a selection string, list of strings, or Selection
+    #: the pieces before the selection, where already known (e.g. from an open index)
+    base_pieces: list | None = field(default=None, repr=False, compare=False)
 
     def pieces(self) -> list[Piece]:
         """The pieces of the load (cut to ranges, then to the selection), made once."""
         if getattr(self, "_pieces", None) is None:
-            pieces = [p for s in self.sources for p in pieces_for(s)]
+            pieces = self.base_pieces
+            if pieces is None:
+                pieces = [p for s in self.sources for p in pieces_for(s)]
             if self.selection is not None and self.sources:
                 pieces = select_pieces(pieces, self.selection, self.columns(None))
             self._pieces = pieces

@@ -144,6 +144,10 @@ class PluginRegistry:
         self._lineage_memo[memo_key] = (token, out)
         return {dt: (n, v, dict(opts)) for dt, (n, v, opts) in out.items()}
 
+    def lineage_per_run(self) -> bool:
+        """Whether lineages may differ between runs (per-run defaults in use)."""
+        return bool(self._lineage_token()[0])
+
     def _lineage_token(self) -> tuple:
         """What lineages depend on besides the run: (per-run?, config, plugins)."""
         plugins = tuple(

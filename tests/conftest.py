@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -9,6 +12,10 @@ import dastrax
 from dastrax.testutils import PeakClassification, Peaks, Records
 
 pytest_plugins = ("s3server",)
+
+# open indexes of the tests' superruns (and of the CLI subprocesses) go to a folder of
+# their own, not to the user's cache
+os.environ.setdefault("DASTRAX_OPEN_INDEX", tempfile.mkdtemp(prefix="dastrax-open-index-"))
 
 
 def make_context(path, **context_config):

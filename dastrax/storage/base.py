@@ -215,6 +215,24 @@ class StorageFrontend(abc.ABC):
     def keys(self, prefix: str = "") -> list[str]:
         """Stored (committed) keys starting with ``prefix``, sorted."""
 
+    def handle(self, key: str, n_rows: int) -> StoredGroup:
+        """A handle of the committed group ``key``, which an open index recorded with
+        ``n_rows`` rows; frontends may read its metadata only when it is first needed
+        (then a group that no longer holds ``n_rows`` rows raises
+        :class:`~dastrax.errors.DataNotAvailable`). The default reads it now."""
+        group = self.find(key)
+        if group is None or group.meta.get("n_rows") != n_rows:
+            raise DataNotAvailable(f"{key} changed in {self.url} since it was indexed")
+        return group
+
+    def change_stamp(self) -> tuple[tuple, float] | None:
+        """What tells whether anything here changed, cheaply: ``(token, newest)``, where
+        ``token`` changes whenever a group or a run document is added, replaced or
+        removed, and ``newest`` is the time (seconds since the epoch) of the latest such
+        change; None if this frontend cannot tell without listing everything (then no
+        open index is kept for superruns over it)."""
+        return None
+
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
         """Every stored group of ``data_type`` of ``run_id``, whatever its lineage."""
         out = []

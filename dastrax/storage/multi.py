@@ -43,6 +43,18 @@ class StorageList:
                 return group
         return None
 
+    def change_stamp(self) -> tuple[tuple, float] | None:
+        """The frontends' change stamps together (see
+        :meth:`StorageFrontend.change_stamp`); None if one cannot tell."""
+        token, newest = [], 0.0
+        for f in self.frontends:
+            stamp = f.change_stamp()
+            if stamp is None:
+                return None
+            token.append((type(f).__name__, f.url, f.readonly, stamp[0]))
+            newest = max(newest, stamp[1])
+        return tuple(token), newest
+
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
         """Every stored group of ``data_type`` of ``run_id``, whatever its lineage (the
         first frontend holding a key wins)."""

@@ -4,6 +4,7 @@ fsspec URL (object stores, ``memory://``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -39,6 +40,7 @@ from .layout import (
     freeze_options,
     is_local,
     local_path,
+    thaw_options,
 )
 from .zarr_group import ZarrGroup, _open_array, remote_error
 from .zarr_writer import FSYNC, ZarrGroupWriter, fsync_dir
@@ -199,6 +201,34 @@ class ZarrDirectory(StorageFrontend):
     def metadata(self, key: str) -> dict:
         """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
         return self._metadata(key)
+
+    def handle(self, key: str, n_rows: int) -> ZarrGroup:
+        """A handle of ``key`` whose metadata is read when first needed (see
+        :meth:`StorageFrontend.handle`)."""
+        if not self.local:
+            return super().handle(key, n_rows)
+        load = functools.partial(_indexed_metadata, self.url, self._options, key, n_rows)
+        return ZarrGroup(self.url, key, None, self._options, load)
+
+    def change_stamp(self) -> tuple[tuple, float] | None:
+        """Locally, the modification times of the directory and of its run documents'
+        folder: every commit, overwrite and delete of a group renames an entry of the
+        one, every run document written renames one into the other (see
+        :meth:`StorageFrontend.change_stamp`). None on object stores."""
+        if not self.local:
+            return None
+        token, newest = [], 0.0
+        for path in (self._fs_root, self._p(RUNS_DIR)):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                token.append(None)
+                continue
+            except OSError:
+                return None
+            token.append((st.st_dev, st.st_ino, st.st_mtime_ns))
+            newest = max(newest, st.st_mtime)
+        return tuple(token), newest
 
     def _metadata(self, key: str) -> dict:
         path = self._p(key, "zarr.json")
@@ -528,3 +558,20 @@ def _os_error(url: str, key: str, e: OSError):
     if getattr(e, "errno", None) == 36:  # ENAMETOOLONG
         return InvalidRequest(f"key {key!r} is too long for the filesystem of {url}")
     return CorruptData(f"cannot read {key} in {url}: {e}")
+
+
+@functools.lru_cache(maxsize=16)
+def _reader(url: str, options: tuple) -> ZarrDirectory:
+    return ZarrDirectory(url, readonly=True, storage_options=thaw_options(options))
+
+
+def _indexed_metadata(url: str, options: tuple, key: str, n_rows: int) -> dict:
+    """The metadata document of ``key`` for a handle an open index made: it must still
+    hold the ``n_rows`` rows the index recorded."""
+    meta = _reader(url, options)._metadata(key)
+    if meta.get("n_rows") != n_rows:
+        raise DataNotAvailable(
+            f"{key} in {url} was replaced since the superrun was opened (it holds "
+            f"{meta.get('n_rows')} rows, not {n_rows}); open it again"
+        )
+    return meta

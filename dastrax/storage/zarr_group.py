@@ -44,21 +44,33 @@ class ZarrGroup(StoredGroup):
     key
         The stored key; the group is the folder ``root/key``.
     meta
-        Its metadata document (group attributes ``["dastrax"]``).
+        Its metadata document (group attributes ``["dastrax"]``), or None to read it
+        with ``load()`` when first needed.
     storage_options
         fsspec options of ``root`` (travel with the handle to workers), as a sorted tuple
         of items.
+    load
+        A picklable callable returning the metadata document (when ``meta`` is None).
     """
 
-    def __init__(self, root: str, key: str, meta: dict, options: tuple = ()):
+    def __init__(self, root: str, key: str, meta: dict | None, options: tuple = (), load=None):
         self.root = root
         self.key = key
-        self.meta = meta
+        self._meta = meta
+        self._load = load
         self.options = options
         self.url = root
 
+    @property
+    def meta(self) -> dict:
+        """The metadata document; read when first needed by handles an open index made
+        (``load()``: the document, checked against what the index recorded)."""
+        if self._meta is None:
+            self._meta = self._load()
+        return self._meta
+
     def __reduce__(self):
-        return (type(self), (self.root, self.key, self.meta, self.options))
+        return (type(self), (self.root, self.key, self._meta, self.options, self._load))
 
     @property
     def local(self) -> bool:

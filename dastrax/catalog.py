@@ -3,6 +3,7 @@ and deleted — over the storage frontends, for the resolver and the context."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import pandas as pd
@@ -32,9 +33,37 @@ class Catalog:
     def __init__(self, storage: StorageList):
         self.storage = storage
         self._attachments: dict[tuple, object] = {}
+        self._snapshot: dict[str, tuple[dict, object]] | None = None
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Within this, each run document is read once: one operation (a persist, a
+        load's resolution) sees one state of them, and a superrun of N subruns costs N
+        document reads, not N for each step that needs them."""
+        if self._snapshot is not None:
+            yield
+            return
+        self._snapshot = {}
+        try:
+            yield
+        finally:
+            self._snapshot = None
 
     def _stored(self, run_id: str) -> tuple[dict, object]:
         """The run document of ``run_id`` as stored (checked), and its frontend."""
+        memo = self._snapshot
+        if memo is not None and run_id in memo:
+            return memo[run_id]
+        found = self._read(run_id)
+        if memo is not None:
+            memo[run_id] = found
+        return found
+
+    def _forget(self, run_id: str) -> None:
+        if self._snapshot is not None:
+            self._snapshot.pop(run_id, None)
+
+    def _read(self, run_id: str) -> tuple[dict, object]:
         validate_run_id(run_id)
         try:
             doc, frontend = self.storage.run_metadata(run_id)
@@ -71,6 +100,7 @@ class Catalog:
         """Write the document of regular run ``run_id`` (``start``/``end`` required)."""
         validate_regular_run_id(run_id)
         doc = runs.normalize_document(run_id, doc)
+        self._forget(run_id)
         self.storage.run_metadata_writer(run_id).write_run_metadata(run_id, doc)
 
     def warn_rows_outside(self, docs: dict[str, dict]) -> None:
@@ -165,6 +195,7 @@ class Catalog:
                 f"({_short(old.get('sub_run_spec'))}); pass overwrite=True to redefine it "
                 "(this deletes its stored data)"
             )
+        self._forget(name)
         writer = self.storage.run_metadata_writer(name)
         for att, array in attachments.items():  # content-addressed: a race writes the same
             writer.write_run_attachment(name, att, array)

@@ -112,7 +112,33 @@ def persist_superrun(
     """Write superrun ``name``'s ``targets`` as stored runs; see Context.persist_superrun.
 
     Everything is checked (lineages, data kinds, what is stored) before anything is
-    written; with ``overwrite`` a stored copy is replaced atomically by the commit."""
+    written; with ``overwrite`` a stored copy is replaced atomically by the commit. Each
+    run document is read once (:meth:`Catalog.snapshot`)."""
+    with resolver.catalog.snapshot():
+        return _persist_superrun(
+            resolver,
+            scheduler,
+            name,
+            targets,
+            chunk_target_size_mb,
+            compressor,
+            progress,
+            overwrite,
+            make,
+        )
+
+
+def _persist_superrun(
+    resolver: Resolver,
+    scheduler: Scheduler,
+    name: str,
+    targets: list[str],
+    chunk_target_size_mb: float,
+    compressor: dict,
+    progress: bool,
+    overwrite: bool,
+    make: bool,
+) -> list[DataKey]:
     storage, catalog = resolver.storage, resolver.catalog
     flat = resolver.flat(name)
     keys = {t: resolver.superrun_key(name, t, flat) for t in targets}  # LineageMismatch

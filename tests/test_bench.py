@@ -59,12 +59,14 @@ def test_bench_scaling_small(tmp_path):
     )
     # the targets are named, unmeasured at these sizes
     assert "make of 1000 tiny runs" in proc.stdout and "not measured" in proc.stdout
+    assert "open (get_dataset, from the open index) of 10000 tiny runs" in proc.stdout
     scaling = json.loads(report_file.read_text())["scaling"]
     assert set(scaling) == {"3", "6"}
     for n, row in scaling.items():
         assert row["subruns"] == int(n)
-        for name in ("open_unstored", "persist", "open_stored", "load_stored"):
+        for name in ("open_unstored", "open_indexed", "persist", "open_stored", "load_stored"):
             _positive(row[name], f"{n}: {name}")
         assert row["open_unstored"]["blocks"] == TINY_CHUNKS * int(n)
+        assert row["open_indexed"]["blocks"] == TINY_CHUNKS * int(n)
         assert row["make_seconds"] > 0
         assert row["persist_per_subrun_ms"] > 0

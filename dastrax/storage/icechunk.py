@@ -37,6 +37,7 @@ import os
 import pickle
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -162,6 +163,11 @@ def _parse_location(path_or_url: str, storage_options: dict | None) -> _Location
     return _Location(path, "local", path)
 
 
+#: attempts to open a repository that another process is creating at the same moment
+#: (waiting 0.1 s, 0.2 s, ... between them: about 4 s in all)
+CREATE_ATTEMPTS = 9
+
+
 def _open_repo(loc: _Location, create: bool) -> icechunk.Repository | None:
     """This process's repository at ``loc``; None if there is none and ``create`` is False."""
     with _REPOS_LOCK:
@@ -170,7 +176,7 @@ def _open_repo(loc: _Location, create: bool) -> icechunk.Repository | None:
             return repo
         try:
             storage = loc.storage()
-            for attempt in range(5):
+            for attempt in range(CREATE_ATTEMPTS):
                 try:
                     if icechunk.Repository.exists(storage):
                         repo = icechunk.Repository.open(storage)
@@ -180,9 +186,12 @@ def _open_repo(loc: _Location, create: bool) -> icechunk.Repository | None:
                         return None
                     break
                 except icechunk.IcechunkError:
-                    # another process created it at the same moment: open theirs
-                    if attempt == 4 or not icechunk.Repository.exists(storage):
+                    # another process is creating it at the same moment (its first
+                    # objects are there, so the prefix is no longer clean, but the
+                    # repository may not be complete yet): wait for it, then open theirs
+                    if attempt == CREATE_ATTEMPTS - 1:
                         raise
+                    time.sleep(0.1 * (attempt + 1))
         except icechunk.IcechunkError as e:
             raise DataNotAvailable(
                 f"cannot open the icechunk repository at {loc.url}: {_first_line(e)}; check "

@@ -113,8 +113,8 @@ def persist_superrun(
 
     Everything is checked (lineages, data kinds, what is stored) before anything is
     written; with ``overwrite`` a stored copy is replaced atomically by the commit. Each
-    run document is read once (:meth:`Catalog.snapshot`)."""
-    with resolver.catalog.snapshot():
+    run document is read once (:meth:`Resolver.snapshot`)."""
+    with resolver.snapshot():
         return _persist_superrun(
             resolver,
             scheduler,

@@ -3,6 +3,7 @@ groups to read: superruns flattened, keys found, lineages checked, missing data 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from . import openindex, times
@@ -56,6 +57,7 @@ class Resolver:
         open_index: bool = True,
     ):
         self.open_index = open_index
+        self._key_base: dict[str, DataKey] | None = None
         self.registry = registry
         self.storage = storage
         self.catalog = catalog
@@ -79,7 +81,13 @@ class Resolver:
 
     def regular_key(self, run_id: str, data_type: str) -> DataKey:
         if data_type in self.registry.plugins:
-            return self.registry.key(run_id, data_type)
+            base = self._key_base
+            if base is None:
+                return self.registry.key(run_id, data_type)
+            if data_type not in base:
+                base[data_type] = self.registry.key(run_id, data_type)
+            key = base[data_type]
+            return DataKey(run_id, data_type, key.lineage_hash, key.lineage)
         group = self.stored_only(run_id, data_type)
         meta = group.meta
         return DataKey(run_id, data_type, group.key.rsplit("-", 1)[1], meta.get("lineage") or {})
@@ -149,8 +157,23 @@ class Resolver:
         subruns creates hundreds of thousands of long-lived metadata objects, and the
         collections they trigger cost more than the work (1.5 s against 0.8 s for 10 000
         subruns)."""
-        with gc_paused(), self.catalog.snapshot():
+        with gc_paused(), self.snapshot():
             return self._indexed(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Within this, run documents are read once (:meth:`Catalog.snapshot`) and, where
+        lineages do not depend on the run, each data type's lineage is worked out once
+        (a superrun of N subruns asks it N times or more)."""
+        if self._key_base is not None:
+            yield
+            return
+        self._key_base = {} if not self.registry.lineage_per_run() else None
+        try:
+            with self.catalog.snapshot():
+                yield
+        finally:
+            self._key_base = None
 
     def _indexed(
         self, run_ids, targets, time_range=None, check_lineage=True, make=True, **kwargs

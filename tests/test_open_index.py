@@ -190,3 +190,34 @@ def test_the_change_stamp_moves_with_every_kind_of_write(tmp_path):
     assert len(set(tokens)) == len(tokens)
     assert all(abs(s[1] - time.time()) < 60 for s in stamps)
     assert ZarrDirectory("memory://oi-stamp").change_stamp() is None
+
+
+def test_an_indexed_superrun_loads_on_a_cluster_and_persists(made, index_dir):
+    import distributed
+
+    _settle(made["storage"])
+    threads = bench.context(made)
+    expected = threads.get_array(bench.SUPERRUN, bench.TARGET)  # (writes the index)
+    assert len(_files(index_dir)) == 1
+    with (
+        distributed.LocalCluster(
+            n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        st = bench.context({**made, "context_config": {"client": client}})
+        handles = [g for s in _resolved(st).sources for _t, g in s.groups]
+        assert all(h._meta is None for h in handles[1:])  # from the index
+        ds = st.get_dataset(bench.SUPERRUN, bench.TARGET)
+        # the handles travel to the worker process unread, and read there
+        area = client.compute(ds["area"].data).result()
+        np.testing.assert_array_equal(area, expected["area"])
+        np.testing.assert_array_equal(st.get_array(bench.SUPERRUN, bench.TARGET), expected)
+    # persisted: the directory changed, so the next open finds the stored copy
+    threads.persist_superrun(bench.SUPERRUN, bench.TARGET)
+    _settle(made["storage"])
+    res = _resolved(bench.context(made))
+    assert len(res.sources) == 1 and res.sources[0].stored
+    key = str(threads.key_for(bench.SUPERRUN, bench.TARGET))
+    threads.storage[0].delete(key)  # (the module's other tests load it unstored)
+

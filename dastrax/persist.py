@@ -145,9 +145,18 @@ def _persist_superrun(
     if not overwrite and all(storage.find(str(k)) for k in keys.values()):
         return list(keys.values())
     kind = resolver.same_kind(targets, name)
+    # the stored copy of the definition this one extends: its rows are not read again
+    base = None if overwrite else _extends(storage, name, targets, flat, keys)
+    n_old_subruns = len(base[targets[0]].meta["subruns"]) if base is not None else 0
     # loaded from the subruns (with overwrite: not from the copy being replaced)
     resolved = resolver.resolve(
-        [name], targets, check_lineage=True, make=make, progress=progress, stored=not overwrite
+        [name],
+        targets,
+        check_lineage=True,
+        make=make,
+        progress=progress,
+        stored=not overwrite,
+        from_subrun=n_old_subruns,
     )
     if [s for s, _r in flat] != [s for s in resolved.subruns if s in dict(flat)] or len(
         resolved.subruns
@@ -164,10 +173,8 @@ def _persist_superrun(
             f"superrun {name!r} is partly stored; persist targets one by one, or pass "
             "overwrite=True to write them all again"
         )
-    base = None if overwrite else _extends(storage, name, targets, flat, keys)
     sources = resolved.sources
     if base is not None:  # rows of the old definition: from its stored copy, as they are
-        n_old_subruns = len(base[targets[0]].meta["subruns"])
         sources = [s for s in sources if s.subrun >= n_old_subruns]
     new_pieces = [p for s in sources for p in pieces_for(s)]
     dtypes = {t: _target_dtype(resolver, t, resolved) for t in targets}
@@ -341,6 +348,15 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             for p, a, b, o in parts:
                 _read_part(group_of(p, target), name, p, a, b, buf[o : o + b - a])
             app.array(name)[z0:z1] = buf
+        if (
+            whole is not None
+            and parts[0][0].source.stored
+            and parts[0][0].source.subrun == 0
+            and app.copy_chunk_from(
+                parts[0][0].source.groups[0][1], "subrun", whole, z0 // app.chunk_rows, link=True
+            )
+        ):
+            continue  # an extended copy's own subrun indices: the same values, its file
         subrun = np.empty(z1 - z0, np.int32)
         for p, a, b, o in parts:
             if p.source.stored:

@@ -221,11 +221,14 @@ class Resolver:
         make: bool = True,
         progress: bool = False,
         stored: bool = True,
+        from_subrun: int = 0,
     ) -> Resolved:
         """Sources for loading ``targets`` of ``run_ids``, making what is missing
         (unless ``make`` is false: then missing data raises :class:`DataNotAvailable`
         naming the lineages that are stored). With ``stored=False`` superruns are
-        loaded from their subruns even where they are stored."""
+        loaded from their subruns even where they are stored; with ``from_subrun``, a
+        superrun's first subruns are listed but not resolved (an extension's persist
+        reads their rows from the old copy)."""
         if isinstance(targets, str):
             targets = [targets]
         targets = list(dict.fromkeys(targets))
@@ -249,7 +252,11 @@ class Resolver:
                     )
                     subruns.extend(groups[0].meta["subruns"])
                     continue
+                first = len(subruns) + from_subrun
                 for sub, ranges in flat:
+                    if len(subruns) < first:
+                        subruns.append(sub)
+                        continue
                     ranges = None if _is_all(ranges) else ranges
                     cut = intersect_ranges(ranges, time_range)
                     if self._touches(cut, ranges, sub, time_range) or self._rows_touch(

@@ -4,6 +4,7 @@ fsspec URL (object stores, ``memory://``)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import io
 import json
@@ -100,6 +101,7 @@ class ZarrDirectory(StorageFrontend):
         except (ValueError, ImportError, TypeError) as e:
             raise ConfigError(f"cannot use storage {self.url!r}: {e}") from None
         self._meta_cache: dict[str, tuple] = {}
+        self._doc_cache: dict[str, tuple] = {}
         self._swept = False  # whether this object swept the whole directory once
 
     def __reduce__(self):
@@ -397,8 +399,28 @@ class ZarrDirectory(StorageFrontend):
         return path if self.local else f"{self.fs.unstrip_protocol(path)}"
 
     def run_metadata(self, run_id: str) -> dict:
-        """The stored run document of ``run_id`` (``name`` from the file name if absent)."""
+        """The stored run document of ``run_id`` (``name`` from the file name if absent).
+
+        Locally a small one is remembered until its file changes (a superrun of N
+        subruns reads N documents at every define, extend and persist); callers get
+        their own copy."""
         path = self._run_path(run_id)
+        sig = None
+        if self.local:
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                self._doc_cache.pop(run_id, None)
+                raise RunMetadataNotAvailable(
+                    f"no run document for run {run_id!r} in {self.url}"
+                ) from None
+            except OSError:
+                st = None
+            if st is not None:
+                sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+                hit = self._doc_cache.get(run_id)
+                if hit is not None and hit[0] == sig:
+                    return copy.deepcopy(hit[1]) if hit[2] else dict(hit[1])
         try:
             text = self._read_bytes(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -413,6 +435,12 @@ class ZarrDirectory(StorageFrontend):
             raise CorruptData(f"run document {path} is damaged ({e}); write it again") from e
         if isinstance(doc, dict):
             doc.setdefault("name", run_id)
+            if sig is not None and len(text) <= 4096:  # (big ones parse faster than copy)
+                if len(self._doc_cache) > 100_000:
+                    self._doc_cache.clear()
+                nested = any(isinstance(v, (dict, list)) for v in doc.values())
+                self._doc_cache[run_id] = (sig, doc, nested)
+                return copy.deepcopy(doc) if nested else dict(doc)
         return doc
 
     def write_run_metadata(self, run_id: str, doc: dict) -> None:

@@ -57,6 +57,23 @@ def zarr_chunk_rows(base_rows: int, itemsize: int) -> int:
     return max(1, -(-rows // parts))
 
 
+def end_aligned_rows(rows: int, total_rows: int, itemsize: int) -> int:
+    """``rows``, or the nearest number of rows within a factor of two of it (and within
+    the chunk byte bounds) that divides ``total_rows``: then the last zarr chunk is
+    full, and a group that later grows by appending (an extended superrun's next
+    persist) writes only its new rows, never rewriting a partial last chunk."""
+    if total_rows <= rows or total_rows % rows == 0:
+        return rows
+    itemsize = max(1, int(itemsize))
+    lo = max(1, rows // 2, -(-MIN_ZARR_CHUNK_BYTES // itemsize))
+    hi = min(2 * rows, max(rows, MAX_ZARR_CHUNK_BYTES // itemsize))
+    for step in range(1, max(rows - lo, hi - rows) + 1):
+        for d in (rows - step, rows + step):
+            if lo <= d <= hi and total_rows % d == 0:
+                return d
+    return rows
+
+
 def shared_chunk_rows(source_rows, itemsize: int) -> int:
     """The zarr chunk rows that all of ``source_rows`` (zarr chunk rows of the groups a
     group is written from; 0 where unknown) share, if its chunk of the widest column
@@ -153,7 +170,8 @@ class ZarrGroupWriter(GroupWriter):
         """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group.
 
         Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
-        ``base_rows``; never more than ``total_rows`` when that is known (a zarr chunk is
+        ``base_rows`` (made to divide ``total_rows`` where a near size does:
+        :func:`end_aligned_rows`); never more than ``total_rows`` when that is known (a zarr chunk is
         stored whole, so a tiny array in a big chunk would cost a big chunk's bytes).
         Idempotent: arrays that exist with the same shape and chunks are kept (a task
         rerun after its worker died goes on where it was); others are replaced.
@@ -162,7 +180,8 @@ class ZarrGroupWriter(GroupWriter):
         fields = {name: dt.fields[name][0] for name in dt.names}
         fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
         if rows is None:
-            rows = zarr_chunk_rows(base_rows, max(f.itemsize for f in fields.values()))
+            widest = max(f.itemsize for f in fields.values())
+            rows = end_aligned_rows(zarr_chunk_rows(base_rows, widest), total_rows, widest)
         if total_rows:
             rows = min(rows, total_rows)
         group = self.group()

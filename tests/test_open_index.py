@@ -220,4 +220,3 @@ def test_an_indexed_superrun_loads_on_a_cluster_and_persists(made, index_dir):
     assert len(res.sources) == 1 and res.sources[0].stored
     key = str(threads.key_for(bench.SUPERRUN, bench.TARGET))
     threads.storage[0].delete(key)  # (the module's other tests load it unstored)
-

@@ -171,8 +171,9 @@ class ZarrGroupWriter(GroupWriter):
 
         Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
         ``base_rows`` (made to divide ``total_rows`` where a near size does:
-        :func:`end_aligned_rows`); never more than ``total_rows`` when that is known (a zarr chunk is
-        stored whole, so a tiny array in a big chunk would cost a big chunk's bytes).
+        :func:`end_aligned_rows`); never more than ``total_rows`` when that is known (a
+        zarr chunk is stored whole, so a tiny array in a big chunk would cost a big
+        chunk's bytes).
         Idempotent: arrays that exist with the same shape and chunks are kept (a task
         rerun after its worker died goes on where it was); others are replaced.
         """

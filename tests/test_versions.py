@@ -164,3 +164,48 @@ def test_a_persisted_superrun_extended_appends_only_the_new_rows(tmp_path):
     np.testing.assert_array_equal(got["data"], want["data"])
     ds = st.get_dataset("_grow", "peaks")
     np.testing.assert_array_equal(np.asarray(ds.attrs["subruns"])[ds.subrun.values], want["run_id"])
+
+
+def test_zarr_chunk_rows_divide_the_rows_where_a_near_size_does():
+    from dastrax.storage.zarr_writer import end_aligned_rows
+
+    assert end_aligned_rows(23420, 200_000, 800) == 25_000  # the nearest divisor
+    assert 200_000 % end_aligned_rows(23420, 200_000, 800) == 0
+    assert end_aligned_rows(23420, 23420 * 3, 800) == 23420  # already dividing
+    assert end_aligned_rows(23420, 10_007, 800) == 23420  # fewer rows than a chunk
+    assert end_aligned_rows(23420, 200_003, 800) == 23420  # 200 003 is prime
+
+
+def test_an_extension_keeps_every_file_of_the_old_copy(tmp_path):
+    """The persisted grid divides the old copy's rows, so extending it rewrites no old
+    zarr chunk — not even the last, nor the subrun column: every old chunk file is the
+    same file in the new group, and only the new rows are new files."""
+    from dastrax import bench_setup as bench
+
+    params = {"storage": str(tmp_path / "data"), "subruns": 41, "chunks": 2, "rows_per_chunk": 50}
+    st = bench.context(params)
+    ids = [str(i) for i in range(41)]
+    st.make(ids, bench.TARGET)
+    cfg = bench.plugin_config(2, 50)
+    for i, r in enumerate(ids):
+        start = i * cfg["run_spacing"]
+        st.write_run_metadata(r, {"start": start, "end": start + 2 * cfg["chunk_ns"]})
+    st.define_run("_g", ids[:40])
+    (old_key,) = st.persist_superrun("_g", bench.TARGET)
+    old_meta = st.get_metadata("_g", bench.TARGET)
+    assert old_meta["n_rows"] % old_meta["zarr_chunk_rows"] == 0
+    old_dir = tmp_path / "data" / str(old_key)
+    before = {k: (v.st_ino, v.st_mtime_ns, v.st_size) for k, v in _chunk_files(old_dir).items()}
+    st.extend_superrun("_g", ["40"])
+    (new_key,) = st.persist_superrun("_g", bench.TARGET)
+    after = {
+        k: (v.st_ino, v.st_mtime_ns, v.st_size)
+        for k, v in _chunk_files(tmp_path / "data" / str(new_key)).items()
+    }
+    assert before and all(after[k] == before[k] for k in before)  # subrun column included
+    assert len(after) > len(before)
+    got = st.get_array("_g", bench.TARGET)
+    want = st.get_array(ids, bench.TARGET)
+    np.testing.assert_array_equal(got["data"], want["data"])
+    ds = st.get_dataset("_g", bench.TARGET)
+    np.testing.assert_array_equal(np.asarray(ds.attrs["subruns"])[ds.subrun.values], want["run_id"])

@@ -158,7 +158,8 @@ def _persist_superrun(
         stored=not overwrite,
         from_subrun=n_old_subruns,
     )
-    if [s for s, _r in flat] != [s for s in resolved.subruns if s in dict(flat)] or len(
+    defined = dict(flat)
+    if [s for s, _r in flat] != [s for s in resolved.subruns if s in defined] or len(
         resolved.subruns
     ) != len(flat):
         raise SuperrunDefinitionError(

@@ -33,7 +33,7 @@ class Catalog:
     def __init__(self, storage: StorageList):
         self.storage = storage
         self._attachments: dict[tuple, object] = {}
-        self._snapshot: dict[str, tuple[dict, object]] | None = None
+        self._snapshot: dict | None = None
 
     @contextlib.contextmanager
     def snapshot(self):
@@ -61,7 +61,7 @@ class Catalog:
 
     def _forget(self, run_id: str) -> None:
         if self._snapshot is not None:
-            self._snapshot.pop(run_id, None)
+            self._snapshot.clear()  # (flattened superruns depend on their subruns' docs)
 
     def _read(self, run_id: str) -> tuple[dict, object]:
         validate_run_id(run_id)
@@ -140,10 +140,16 @@ class Catalog:
     def flat(self, run_id: str) -> list[tuple[str, object]]:
         """The flattened definition of superrun ``run_id``: ``[(run, "all" or (k, 2)
         windows), ...]`` by start."""
+        memo = self._snapshot
+        if memo is not None and ("flat", run_id) in memo:
+            return memo[("flat", run_id)]
         doc, _frontend = self._stored(run_id)
-        return superruns.flatten_arrays(
+        flat = superruns.flatten_arrays(
             doc["sub_run_spec"], self._doc, (run_id,), read_attachment=self._attachment
         )
+        if memo is not None:
+            memo[("flat", run_id)] = flat
+        return flat
 
     def _doc(self, run_id: str) -> dict:
         return self._stored(run_id)[0]

@@ -535,9 +535,12 @@ def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> N
                 ) from None
     try:
         if not written:
-            group = state.group()
-            group.update_attributes({"dastrax": meta})
-            zarr.consolidate_metadata(state._store(), path=state.path)
+            # (unindented: json's C encoder, several times faster for the chunk tables of
+            # superruns of thousands of subruns)
+            with zarr.config.set({"json_indent": None}):
+                group = state.group()
+                group.update_attributes({"dastrax": meta})
+                zarr.consolidate_metadata(state._store(), path=state.path)
         if state.local:
             if FSYNC:
                 fsync_tree(src)  # a power loss cannot leave a committed group incomplete

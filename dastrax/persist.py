@@ -257,7 +257,7 @@ def _persist_superrun(
         if n:
             # per target, one task per run of whole zarr chunks of its arrays, writing each
             # zarr chunk as soon as its rows are read: no rechunk graph, every zarr chunk
-            # written by exactly one task, memory a zarr chunk of a column per thread
+            # written by exactly one task, memory a zarr chunk (of the columns not copied) a thread
             offsets = np.cumsum([0] + [p.n for p in pieces])
             tasks = []
             for t, app in zip(targets, states):
@@ -322,7 +322,8 @@ def _extends(storage, name: str, targets, flat, keys) -> dict | None:
 
 def _write_rows(job: Opaque, r0: int, r1: int) -> int:
     """Rows ``[r0, r1)`` of the superrun (whole zarr chunks of the target's arrays) read
-    and written, zarr chunk by zarr chunk, column by column."""
+    and written, zarr chunk by zarr chunk: chunk files copied where they line up, the
+    other columns written together."""
     pieces, offsets, app, dtype, target = job.value
     for z0 in range(r0, r1, app.chunk_rows):
         z1 = min(r1, z0 + app.chunk_rows)
@@ -335,6 +336,7 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             if a < b:
                 parts.append((p, a, b, po + a - z0))
         whole = _whole_source_chunk(parts, target, app.chunk_rows, z0, z1)
+        block = {}  # the columns not copied: written together
         for name in dtype.names:
             if whole is not None and app.copy_chunk_from(
                 group_of(parts[0][0], target),
@@ -348,24 +350,25 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             buf = np.empty((z1 - z0, *sub.shape), sub.base)
             for p, a, b, o in parts:
                 _read_part(group_of(p, target), name, p, a, b, buf[o : o + b - a])
-            app.array(name)[z0:z1] = buf
-        if (
+            block[name] = buf
+        if not (
             whole is not None
             and parts[0][0].source.stored
             and parts[0][0].source.subrun == 0
             and app.copy_chunk_from(
                 parts[0][0].source.groups[0][1], "subrun", whole, z0 // app.chunk_rows, link=True
             )
-        ):
-            continue  # an extended copy's own subrun indices: the same values, its file
-        subrun = np.empty(z1 - z0, np.int32)
-        for p, a, b, o in parts:
-            if p.source.stored:
-                _read_part(p.source.groups[0][1], "subrun", p, a, b, subrun[o : o + b - a])
-                subrun[o : o + b - a] += np.int32(p.source.subrun)
-            else:
-                subrun[o : o + b - a] = p.source.subrun
-        app.array("subrun")[z0:z1] = subrun
+        ):  # (else an extended copy's own subrun indices: the same values, its file)
+            subrun = np.empty(z1 - z0, np.int32)
+            for p, a, b, o in parts:
+                if p.source.stored:
+                    _read_part(p.source.groups[0][1], "subrun", p, a, b, subrun[o : o + b - a])
+                    subrun[o : o + b - a] += np.int32(p.source.subrun)
+                else:
+                    subrun[o : o + b - a] = p.source.subrun
+            block["subrun"] = subrun
+        if block:
+            app.write_block(z0, z1, block)
     return r1 - r0
 
 

@@ -150,6 +150,12 @@ class GroupWriter(abc.ABC):
     def array(self, name: str) -> Any:
         """Column ``name`` as a write target: ``target[lo:hi] = values``."""
 
+    def write_block(self, lo: int, hi: int, columns: dict[str, np.ndarray]) -> None:
+        """Rows ``[lo, hi)`` of several columns (``{name: values}``); writers may write
+        them concurrently. The default writes one column after the other."""
+        for name, values in columns.items():
+            self.array(name)[lo:hi] = values
+
     @abc.abstractmethod
     def commit(self, meta: dict) -> dict:
         """Write what is left and the metadata, then make the group visible under its

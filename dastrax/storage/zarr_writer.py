@@ -140,6 +140,21 @@ class ZarrGroupWriter(GroupWriter):
         """
         return WriteTarget(self, name)
 
+    def write_block(self, lo: int, hi: int, columns: dict[str, np.ndarray]) -> None:
+        """Rows ``[lo, hi)`` of several columns, encoded and written concurrently (one
+        pass through zarr's event loop instead of one a column)."""
+        import asyncio
+
+        try:
+            arrays = [(self._array(name)._async_array, v) for name, v in columns.items()]
+
+            async def write():
+                await asyncio.gather(*(a.setitem(slice(lo, hi), v) for a, v in arrays))
+
+            sync(write())
+        finally:
+            self.check_not_aborted()
+
     def _array(self, name: str):
         """Array ``name`` of the group, opened to write every chunk (empty ones too).
 

@@ -4,6 +4,7 @@ and deleted — over the storage frontends, for the resolver and the context."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 import pandas as pd
@@ -33,13 +34,28 @@ class Catalog:
     def __init__(self, storage: StorageList):
         self.storage = storage
         self._attachments: dict[tuple, object] = {}
-        self._snapshot: dict | None = None
+        self._local = threading.local()  # each thread's snapshot (see snapshot())
+
+    @property
+    def _snapshot(self) -> dict | None:
+        return getattr(self._local, "memo", None)
+
+    @_snapshot.setter
+    def _snapshot(self, memo: dict | None) -> None:
+        self._local.memo = memo
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def snapshot(self):
-        """Within this, each run document is read once: one operation (a persist, a
-        load's resolution) sees one state of them, and a superrun of N subruns costs N
-        document reads, not N for each step that needs them."""
+        """Within this (in this thread), each run document is read once: one operation
+        (a persist, a load's resolution) sees one state of them, and a superrun of N
+        subruns costs N document reads, not N for each step that needs them."""
         if self._snapshot is not None:
             yield
             return

@@ -4,6 +4,7 @@ groups to read: superruns flattened, keys found, lineages checked, missing data 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 
 from . import openindex, times
@@ -57,7 +58,7 @@ class Resolver:
         open_index: bool = True,
     ):
         self.open_index = open_index
-        self._key_base: dict[str, DataKey] | None = None
+        self._local = threading.local()  # each thread's lineage memo (see snapshot())
         self.registry = registry
         self.storage = storage
         self.catalog = catalog
@@ -160,11 +161,27 @@ class Resolver:
         with gc_paused(), self.snapshot():
             return self._indexed(*args, **kwargs)
 
+    @property
+    def _key_base(self) -> dict[str, DataKey] | None:
+        return getattr(self._local, "keys", None)
+
+    @_key_base.setter
+    def _key_base(self, memo: dict[str, DataKey] | None) -> None:
+        self._local.keys = memo
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     @contextlib.contextmanager
     def snapshot(self):
-        """Within this, run documents are read once (:meth:`Catalog.snapshot`) and, where
-        lineages do not depend on the run, each data type's lineage is worked out once
-        (a superrun of N subruns asks it N times or more)."""
+        """Within this (in this thread), run documents are read once
+        (:meth:`Catalog.snapshot`) and, where lineages do not depend on the run, each data
+        type's lineage is worked out once (a superrun of N subruns asks it N times or
+        more)."""
         if self._key_base is not None:
             yield
             return

@@ -220,3 +220,30 @@ def test_an_indexed_superrun_loads_on_a_cluster_and_persists(made, index_dir):
     assert len(res.sources) == 1 and res.sources[0].stored
     key = str(threads.key_for(bench.SUPERRUN, bench.TARGET))
     threads.storage[0].delete(key)  # (the module's other tests load it unstored)
+
+
+def test_the_lineage_and_document_memos_are_per_thread(tmp_path):
+    """One thread's resolution (a snapshot of run documents and lineages) does not leak
+    into another thread that changed the config meanwhile."""
+    import threading
+
+    import dastrax
+    from dastrax.testutils import Peaks, Records
+
+    st = dastrax.Context(storage=str(tmp_path / "d"), register=[Records, Peaks], progress=False)
+    res = st._resolver
+    with res.snapshot():
+        mine = res.regular_key("0", "peaks")
+        seen = {}
+
+        def other():
+            st.set_config({"n_chunks": 7})
+            seen["key"] = res.regular_key("0", "peaks")
+            seen["memo"] = res.catalog._snapshot
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert res.regular_key("0", "peaks") == mine  # this operation's lineage, kept
+    assert seen["key"] != mine and seen["memo"] is None
+    assert res.regular_key("0", "peaks") == seen["key"]  # after it: the config as it is

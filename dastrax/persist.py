@@ -290,7 +290,7 @@ def _persist_superrun(
         raise
     if base is not None:  # the old definition's copy: its chunk files live on in the new one
         for group in base.values():
-            storage.writable().delete(group.key)
+            storage.writable().discard(group.key)
     return list(keys.values())
 
 

@@ -4,6 +4,8 @@ subruns; ZarrDirectory refuses version=."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from conftest import make_context
@@ -204,6 +206,12 @@ def test_an_extension_keeps_every_file_of_the_old_copy(tmp_path):
     }
     assert before and all(after[k] == before[k] for k in before)  # subrun column included
     assert len(after) > len(before)
+    # the old copy's key went at once; its folder is removed by a thread, soon
+    assert not old_dir.exists() and not st.storage[0].has(str(old_key))
+    deadline = time.monotonic() + 30
+    while any(p.name.startswith(".tmp") for p in (tmp_path / "data").iterdir()):
+        assert time.monotonic() < deadline, "the old copy's folder was not removed"
+        time.sleep(0.05)
     got = st.get_array("_g", bench.TARGET)
     want = st.get_array(ids, bench.TARGET)
     np.testing.assert_array_equal(got["data"], want["data"])

@@ -265,6 +265,12 @@ class StorageFrontend(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete what is stored under ``key`` (nothing if nothing is)."""
 
+    def discard(self, key: str) -> None:
+        """Delete what is stored under ``key`` that nothing needs any more (e.g. the old
+        copy of an extended superrun, once the new one is committed): the key is gone
+        when this returns; frontends may remove the bytes in the background."""
+        self.delete(key)
+
     def replace(self, old_key: str, writer_commit) -> Any:
         """Run ``writer_commit()`` (which commits a new group) and only then delete
         ``old_key``: the old data stays until the new is committed."""

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -295,6 +296,28 @@ class ZarrDirectory(StorageFrontend):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(self._p(key, "zarr.json"))  # uncommits it first
                 self.fs.rm(self._p(key), recursive=True)
+
+    def discard(self, key: str) -> None:
+        """Delete ``key``; locally its folder is hidden (renamed) now and removed by a
+        thread that the interpreter waits for at exit (what a killed process leaves is
+        swept like any removal's)."""
+        if not self.local:
+            return self.delete(key)
+        self.check_writable()
+        self._meta_cache.pop(key, None)
+        _open_array.cache_clear()
+        src = self._p(key)
+        trash = f"{self._p(TMP_PREFIX + key)}-{uuid.uuid4().hex}{TRASH_SUFFIX}"
+        try:
+            os.rename(src, trash)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return self.delete(key)
+        threading.Thread(
+            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=False
+        ).start()
+        return None
 
     def writer(
         self,

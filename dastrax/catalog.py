@@ -106,7 +106,9 @@ class Catalog:
     def run_metadata(self, run_id: str) -> dict:
         """The completed run document of ``run_id``; a superrun's ``sub_run_spec`` in
         full (windows stored compactly beside the document as ``(k, 2)`` arrays)."""
-        doc, _frontend = self._stored(run_id)
+        return self._expanded(self._stored(run_id)[0])
+
+    def _expanded(self, doc: dict) -> dict:
         spec = doc.get("sub_run_spec")
         if isinstance(spec, dict) and any(isinstance(v, dict) for v in spec.values()):
             doc = dict(doc, sub_run_spec=superruns.expand_spec(doc, self._attachment))
@@ -210,7 +212,9 @@ class Catalog:
             old = None
         same = old is not None and superruns.same_spec(old["sub_run_spec"], doc["sub_run_spec"])
         if same and (not overwrite or _same_doc(old, doc)):
-            return runs.complete_document(self.run_metadata(name))
+            # the document as found (not read again: another process may have redefined
+            # the superrun since)
+            return runs.complete_document(self._expanded(old))
         if old is not None and not overwrite:
             raise SuperrunDefinitionError(
                 f"superrun {name!r} is already defined with another spec "

@@ -458,7 +458,10 @@ class ZarrDirectory(StorageFrontend):
             raise CorruptData(f"run document {path} is damaged ({e}); write it again") from e
         if isinstance(doc, dict):
             doc.setdefault("name", run_id)
-            if sig is not None and len(text) <= 4096:  # (big ones parse faster than copy)
+            # (big ones parse faster than they copy; a file written in the last seconds is
+            # not remembered: on filesystems with coarse times a rewrite within the same
+            # tick, its inode reused, would look unchanged)
+            if sig is not None and len(text) <= 4096 and sig[1] < time.time_ns() - 2 * 10**9:
                 if len(self._doc_cache) > 100_000:
                     self._doc_cache.clear()
                 nested = any(isinstance(v, (dict, list)) for v in doc.values())

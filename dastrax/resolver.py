@@ -4,7 +4,6 @@ groups to read: superruns flattened, keys found, lineages checked, missing data 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 
 from . import openindex, times
@@ -19,6 +18,9 @@ from .superruns import flat_fingerprint
 from .windows import as_windows, intersect
 
 __all__ = ["Resolved", "Resolver", "intersect_ranges"]
+
+#: where a snapshot keeps the lineage memo (beside run ids and flattened superruns)
+_KEYS = ("lineage keys",)
 
 
 def intersect_ranges(ranges, time_range):
@@ -58,7 +60,6 @@ class Resolver:
         open_index: bool = True,
     ):
         self.open_index = open_index
-        self._local = threading.local()  # each thread's lineage memo (see snapshot())
         self.registry = registry
         self.storage = storage
         self.catalog = catalog
@@ -163,34 +164,21 @@ class Resolver:
 
     @property
     def _key_base(self) -> dict[str, DataKey] | None:
-        return getattr(self._local, "keys", None)
-
-    @_key_base.setter
-    def _key_base(self, memo: dict[str, DataKey] | None) -> None:
-        self._local.keys = memo
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_local"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
+        """This thread's lineage memo (see :meth:`snapshot`), or None."""
+        memo = self.catalog._snapshot
+        return None if memo is None else memo.get(_KEYS)
 
     @contextlib.contextmanager
     def snapshot(self):
         """Within this (in this thread), run documents are read once
         (:meth:`Catalog.snapshot`) and, where lineages do not depend on the run, each data
         type's lineage is worked out once (a superrun of N subruns asks it N times or
-        more)."""
-        if self._key_base is not None:
+        more): the memo lives in the catalog's snapshot."""
+        with self.catalog.snapshot():
+            memo = self.catalog._snapshot
+            if _KEYS not in memo and not self.registry.lineage_per_run():
+                memo[_KEYS] = {}
             yield
-            return
-        self._key_base = {} if not self.registry.lineage_per_run() else None
-        try:
-            with self.catalog.snapshot():
-                yield
-        finally:
-            self._key_base = None
 
     def _indexed(
         self, run_ids, targets, time_range=None, check_lineage=True, make=True, **kwargs

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 
@@ -128,14 +129,21 @@ def _run_writer_gone(path: str) -> bool:
     return _pid_gone(parts[2], parts[0], age)
 
 
-def _discard(path: str, trash: str) -> None:
+def _discard(path: str, trash: str, background: bool = False) -> None:
     """Remove folder ``path``: first renamed to ``<trash>-<uuid>.trash`` (a name that
-    starts with :data:`TMP_PREFIX`), so that what a killed removal leaves is swept."""
+    starts with :data:`TMP_PREFIX`), so that what a killed removal leaves is swept. With
+    ``background``, the renamed folder is removed by a thread that the interpreter waits
+    for at exit."""
     trash = f"{trash}-{uuid.uuid4().hex}{TRASH_SUFFIX}"
     try:
         os.rename(path, trash)
     except FileNotFoundError:
         return
     except OSError:
-        trash = path
+        trash, background = path, False
+    if background:
+        threading.Thread(
+            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=False
+        ).start()
+        return
     shutil.rmtree(trash, ignore_errors=True)

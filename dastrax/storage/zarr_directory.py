@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 import uuid
 import warnings
@@ -280,8 +279,9 @@ class ZarrDirectory(StorageFrontend):
         ]
         return sorted(k for k in out if self.has(k))
 
-    def delete(self, key: str) -> None:
-        """Delete the data stored under ``key`` (first hidden, then removed)."""
+    def delete(self, key: str, background: bool = False) -> None:
+        """Delete the data stored under ``key`` (first hidden, then removed; locally with
+        ``background``, removed by a thread)."""
         self.check_writable()
         self._meta_cache.pop(key, None)
         _open_array.cache_clear()
@@ -289,7 +289,7 @@ class ZarrDirectory(StorageFrontend):
             src = self._p(key)
             if not os.path.exists(src):
                 return
-            _discard(src, self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"))
+            _discard(src, self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"), background)
             return
         with self._remote(f"deleting {key}"):
             if self.fs.exists(self._p(key)):
@@ -301,23 +301,7 @@ class ZarrDirectory(StorageFrontend):
         """Delete ``key``; locally its folder is hidden (renamed) now and removed by a
         thread that the interpreter waits for at exit (what a killed process leaves is
         swept like any removal's)."""
-        if not self.local:
-            return self.delete(key)
-        self.check_writable()
-        self._meta_cache.pop(key, None)
-        _open_array.cache_clear()
-        src = self._p(key)
-        trash = f"{self._p(TMP_PREFIX + key)}-{uuid.uuid4().hex}{TRASH_SUFFIX}"
-        try:
-            os.rename(src, trash)
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return self.delete(key)
-        threading.Thread(
-            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=False
-        ).start()
-        return None
+        self.delete(key, background=True)
 
     def writer(
         self,

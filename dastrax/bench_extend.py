@@ -54,13 +54,7 @@ def run_extend(storage_dir: str, sizes=SIZES, echo=print) -> dict:
         st = bench.context(params)
         ids = [str(i) for i in range(n + 1)]
         st.make(ids, bench.TARGET)
-        cfg = bench.plugin_config(params["chunks"], params["rows_per_chunk"])
-        span = params["chunks"] * cfg["chunk_ns"]
-        known = set(st.list_runs())
-        for i, run_id in enumerate(ids):
-            if run_id not in known:
-                start = i * cfg["run_spacing"]
-                st.write_run_metadata(run_id, {"start": start, "end": start + span})
+        bench.write_run_documents(st, params, ids)
         name = f"_ext{n}"
         st.define_run(name, ids[:n], overwrite=True)
         first = _timed(st.persist_superrun, name, bench.TARGET, overwrite=True)

@@ -61,15 +61,9 @@ def _data(path: str, params: dict, target: str):
     and their run documents written; the subrun ids."""
     p = {"storage": path, **params}
     st = bench.context(p)
-    cfg = bench.plugin_config(params["chunks"], params["rows_per_chunk"])
     ids = [str(i) for i in range(params["subruns"])]
     st.make(ids, target)
-    span = params["chunks"] * cfg["chunk_ns"]
-    known = set(st.list_runs())
-    for i, run_id in enumerate(ids):
-        if run_id not in known:
-            start = i * cfg["run_spacing"]
-            st.write_run_metadata(run_id, {"start": start, "end": start + span})
+    bench.write_run_documents(st, params, ids)
     return st, ids
 
 

@@ -75,22 +75,28 @@ def context(params: dict):
     )
 
 
-def make_data(params: dict, timings: dict | None = None) -> float:
-    """Make the subruns and define the superrun (unless already there), and remove a
-    persisted copy of the superrun; seconds taken (``timings["make"]``: of ``make``)."""
-    st = context(params)
+def write_run_documents(st, params: dict, ids) -> None:
+    """Write the run documents of the subruns ``ids`` that have none (each spans its
+    ``params["chunks"]`` chunks, runs ``run_spacing`` apart)."""
     cfg = plugin_config(params["chunks"], params["rows_per_chunk"])
-    ids = [str(i) for i in range(params["subruns"])]
-    t0 = time.perf_counter()
-    st.make(ids, TARGET)
-    if timings is not None:
-        timings["make"] = time.perf_counter() - t0
     span = params["chunks"] * cfg["chunk_ns"]
     known = set(st.list_runs())
     for i, run_id in enumerate(ids):
         if run_id not in known:
             start = i * cfg["run_spacing"]
             st.write_run_metadata(run_id, {"start": start, "end": start + span})
+
+
+def make_data(params: dict, timings: dict | None = None) -> float:
+    """Make the subruns and define the superrun (unless already there), and remove a
+    persisted copy of the superrun; seconds taken (``timings["make"]``: of ``make``)."""
+    st = context(params)
+    ids = [str(i) for i in range(params["subruns"])]
+    t0 = time.perf_counter()
+    st.make(ids, TARGET)
+    if timings is not None:
+        timings["make"] = time.perf_counter() - t0
+    write_run_documents(st, params, ids)
     st.define_run(SUPERRUN, ids)
     # the unstored steps come first: a superrun persisted by an earlier run goes
     key = str(st.key_for(SUPERRUN, TARGET))

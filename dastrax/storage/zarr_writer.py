@@ -284,17 +284,21 @@ class ZarrGroupWriter(GroupWriter):
         except BaseException:
             self.check_not_aborted()
             raise
-        full = {
-            **meta,
-            "dtype": state.dtype,
-            "compressor": state.compressor,
-            "dastrax_version": __version__,
-            "n_rows": int(state.n),
-            "zarr_chunk_rows": int(state.chunk_rows),
-            "chunks": list(meta.get("chunks") or state.chunks),
-        }
+        full = state._full_meta(meta)
         finish_group(state, full)
         return full
+
+    def _full_meta(self, meta: dict) -> dict:
+        """``meta`` completed with what the writer knows (dtype, codecs, rows, chunks)."""
+        return {
+            **meta,
+            "dtype": self.dtype,
+            "compressor": self.compressor,
+            "dastrax_version": __version__,
+            "n_rows": int(self.n),
+            "zarr_chunk_rows": int(self.chunk_rows),
+            "chunks": list(meta.get("chunks") or self.chunks),
+        }
 
     def _commit_whole(self, meta: dict) -> dict:
         """Commit a group whose rows are all in memory (no array created yet): every
@@ -302,15 +306,7 @@ class ZarrGroupWriter(GroupWriter):
         the metadata and the consolidated metadata of its arrays — one zarr document a
         array and one for the group, no read back (thousands of small runs are made so)."""
         state = replace(self, chunk_rows=max(1, self.n))
-        full = {
-            **meta,
-            "dtype": state.dtype,
-            "compressor": state.compressor,
-            "dastrax_version": __version__,
-            "n_rows": int(state.n),
-            "zarr_chunk_rows": int(state.chunk_rows),
-            "chunks": list(meta.get("chunks") or state.chunks),
-        }
+        full = state._full_meta(meta)
         dt = state.np_dtype
         data = state.tail if state.tail is not None else np.zeros(0, dt)
         try:

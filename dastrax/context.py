@@ -188,21 +188,25 @@ class Context:
         return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req), req
 
     def get_dataset(
-        self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
+        self, run_id_or_ids, targets, columns=None, time_range=None, chunks="auto", **kwargs
     ) -> xr.Dataset:
         """A **lazy** ``xarray.Dataset`` of ``targets`` (one data kind): one dask-backed
         variable per field (titles as ``long_name``/``units``), the row dimension named
-        after the data kind, one dask block per stored chunk, and a ``subrun`` coordinate
-        indexing ``ds.attrs["subruns"]``. Only metadata is read.
+        after the data kind, and a ``subrun`` coordinate indexing ``ds.attrs["subruns"]``
+        (in memory and indexed: ``ds.groupby("subrun")`` groups lazily, ``ds.sel(subrun=k)``
+        gives subrun ``k``'s rows). Only metadata is read. ``chunks``: ``"auto"`` (dask
+        blocks of about dask's ``array.chunk-size`` of rows, across stored chunks and
+        subruns), an int of rows, or ``"stored"`` (one block per stored piece).
 
         Examples
         --------
         >>> ds = st.get_dataset("_kr_feb2019", "peaks")          # doctest: +SKIP
-        >>> ds.area.where(ds.subrun == 0).mean().compute()       # doctest: +SKIP
+        >>> ds.area.groupby("subrun").mean().compute()           # doctest: +SKIP
+        >>> ds.sel(subrun=0).time                                # doctest: +SKIP
         """
         kwargs.update(columns=columns, time_range=time_range)
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return joined.dataset(res, req.columns, run_id_or_ids)
+        return joined.dataset(res, req.columns, run_id_or_ids, chunks)
 
     def get_array(
         self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs

@@ -34,6 +34,10 @@ def _open_array(root: str, path: str, options: tuple):
     )
 
 
+#: what a reading-only handle keeps of the metadata document (see ``for_reading``)
+_READ_KEYS = ("n_rows", "zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
+
+
 class ZarrGroup(StoredGroup):
     """Group ``key`` under ``root`` (a local directory or an fsspec URL).
 
@@ -79,9 +83,46 @@ class ZarrGroup(StoredGroup):
     def _where(self, field: str) -> str:
         return f"{self.root.rstrip('/')}/{self.key}/{field}"
 
+    def for_reading(self) -> ZarrGroup:
+        """A handle that only reads rows: its metadata trimmed to what reading needs (no
+        chunk table), so that a task's block of many small groups travels light."""
+        meta = self._meta
+        if meta is None:
+            return self
+        small = {k: meta[k] for k in _READ_KEYS if k in meta}
+        return type(self)(self.root, self.key, small, self.options, None)
+
+    def _layout(self, field: str, trust_meta: bool = True):
+        """The fast path's layout of ``field``: from the group's metadata document where
+        dastrax wrote the group (no file read), else from the array's ``zarr.json``."""
+        if not (FASTREAD and self.local):
+            return None
+        root, path = local_path(self.root), f"{self.key}/{field}"
+        meta = self._meta
+        if trust_meta and meta is not None and "dastrax_version" in meta:
+            try:
+                rows = int(meta["zarr_chunk_rows"])
+                n_rows = int(meta["n_rows"])
+                comp = (meta.get("compressor") or {}).get("name") or "none"
+                sub = np.dtype(np.int32) if field == "subrun" else self.dtype.fields[field][0]
+            except (KeyError, TypeError, ValueError):
+                pass
+            else:
+                return _fastread.layout_of(root, path, (n_rows, *sub.shape), rows, sub.base, comp)
+        return _fastread.layout(root, path)
+
     def read(self, field, lo, hi, index=None, out=None) -> np.ndarray:
-        path = f"{self.key}/{field}"
-        lay = _fastread.layout(local_path(self.root), path) if FASTREAD and self.local else None
+        try:
+            return self._read(field, lo, hi, index, out, True)
+        except CorruptData:
+            # the layout the metadata implies may not be the array's (rewritten through
+            # zarr): read through the array's own document before reporting damage
+            if self._meta is None or "dastrax_version" not in self._meta:
+                raise
+            return self._read(field, lo, hi, index, out, False)
+
+    def _read(self, field, lo, hi, index, out, trust_meta) -> np.ndarray:
+        lay = self._layout(field, trust_meta)
         if lay is not None:
             if hi > lay.shape[0]:
                 raise CorruptData(

@@ -33,6 +33,8 @@ SPLIT_BYTES = 32 * 10**6
 #: (measured faster than two); many small parts (thousands of tiny subruns) use threads
 SMALL_LOAD_BYTES = 64 * 10**6
 SMALL_LOAD_PARTS = 256
+#: ... and are read in about this many blocks
+MANY_PARTS_BLOCKS = 16
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,16 @@ def block_specs(pieces: list[Piece], bounds: np.ndarray) -> list[BlockSpec]:
             p, off = pieces[j], int(offsets[j])
             a, b = max(b0, off) - off, min(b1, off + p.n) - off
             if a < b:
-                if p.index is None:
+                last = parts[-1] if parts else None
+                if (
+                    p.index is None
+                    and last is not None
+                    and last[3] is None
+                    and last[0] is readers.get(id(p.source))
+                    and last[2] == p.lo + a
+                ):  # the next rows of the same group (its next stored chunk): one read
+                    parts[-1] = (last[0], last[1], p.lo + b, None, last[4] + b - a, last[5])
+                elif p.index is None:
                     parts.append(
                         (handles(p.source), p.lo + a, p.lo + b, None, b - a, p.source.label)
                     )
@@ -425,7 +436,10 @@ def assemble(
     import dask
 
     out = np.empty(sum(p.n for p in pieces), dtype)
-    bounds = block_bounds(pieces, max(1, SPLIT_BYTES // max(1, dtype.itemsize)))
+    max_rows = max(1, SPLIT_BYTES // max(1, dtype.itemsize))
+    if len(pieces) > SMALL_LOAD_PARTS:  # many small reads: enough blocks for every thread
+        max_rows = min(max_rows, max(1, len(out) // MANY_PARTS_BLOCKS))
+    bounds = block_bounds(pieces, max_rows)
     specs = block_specs(pieces, bounds)
     few = sum(len(s.parts) for s in specs) < SMALL_LOAD_PARTS
     if scheduler.in_process and (len(specs) < 2 or (out.nbytes < SMALL_LOAD_BYTES and few)):

@@ -16,6 +16,7 @@ from zarr.core.buffer import default_buffer_prototype
 from ..errors import ConfigError, CorruptData, DastraxError, DataNotAvailable
 from . import _fastread
 from .base import StoredGroup
+from .codecs import dtype_from_json
 from .layout import is_local, local_path, zarr_store
 
 __all__ = ["ZarrGroup", "remote_error"]
@@ -35,6 +36,7 @@ def _open_array(root: str, path: str, options: tuple):
 
 
 #: what a reading-only handle keeps of the metadata document (see ``for_reading``)
+_SUBRUN = np.dtype(np.int32)
 _READ_KEYS = ("n_rows", "zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
 
 
@@ -73,6 +75,14 @@ class ZarrGroup(StoredGroup):
             self._meta = self._load()
         return self._meta
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The structured dtype of its rows (worked out once per handle)."""
+        found = self.__dict__.get("_dtype")
+        if found is None:
+            found = self.__dict__["_dtype"] = dtype_from_json(self.meta["dtype"])
+        return found
+
     def __reduce__(self):
         return (type(self), (self.root, self.key, self._meta, self.options, self._load))
 
@@ -100,15 +110,21 @@ class ZarrGroup(StoredGroup):
         root, path = local_path(self.root), f"{self.key}/{field}"
         meta = self._meta
         if trust_meta and meta is not None and "dastrax_version" in meta:
+            known = self.__dict__.setdefault("_layouts", {})
+            lay = known.get(field)
+            if lay is not None:
+                return lay
             try:
                 rows = int(meta["zarr_chunk_rows"])
                 n_rows = int(meta["n_rows"])
                 comp = (meta.get("compressor") or {}).get("name") or "none"
-                sub = np.dtype(np.int32) if field == "subrun" else self.dtype.fields[field][0]
+                sub = _SUBRUN if field == "subrun" else self.dtype.fields[field][0]
             except (KeyError, TypeError, ValueError):
                 pass
             else:
-                return _fastread.layout_of(root, path, (n_rows, *sub.shape), rows, sub.base, comp)
+                lay = _fastread.layout_of(root, path, (n_rows, *sub.shape), rows, sub.base, comp)
+                known[field] = lay
+                return lay
         return _fastread.layout(root, path)
 
     def read(self, field, lo, hi, index=None, out=None) -> np.ndarray:

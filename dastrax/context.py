@@ -256,13 +256,17 @@ class Context:
         >>> st.define_run("_kr_feb2019", ["0", "1", "2"])              # doctest: +SKIP
         >>> st.define_run("_middle", {"1": [(22, 26)]})                 # doctest: +SKIP
         """
-        return self._catalog.define(name, data, from_run, overwrite)
+        doc = self._catalog.define(name, data, from_run, overwrite)
+        self._resolver.write_manifest(name)
+        return doc
 
     def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
         """Add subruns to superrun ``name`` (the forms of :meth:`define_run`; they must not
         overlap it); returns the new document. A persisted superrun keeps its stored
         chunks: the next :meth:`persist_superrun` appends only the new rows."""
-        return self._catalog.extend(name, data, from_run)
+        doc = self._catalog.extend(name, data, from_run)
+        self._resolver.write_manifest(name)
+        return doc
 
     def superrun_versions(self, name: str) -> pd.DataFrame:
         """The versions of superrun ``name`` (IcechunkRepository): ``version, time,

@@ -226,11 +226,12 @@ class StorageFrontend(abc.ABC):
     def keys(self, prefix: str = "") -> list[str]:
         """Stored (committed) keys starting with ``prefix``, sorted."""
 
-    def handle(self, key: str, n_rows: int) -> StoredGroup:
+    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> StoredGroup:
         """A handle of the committed group ``key``, which an open index recorded with
         ``n_rows`` rows; frontends may read its metadata only when it is first needed
         (then a group that no longer holds ``n_rows`` rows raises
-        :class:`~dastrax.errors.DataNotAvailable`). The default reads it now."""
+        :class:`~dastrax.errors.DataNotAvailable`), and read rows with what ``hint``
+        (the keys of the metadata that reading needs) tells. The default reads it now."""
         group = self.find(key)
         if group is None or group.meta.get("n_rows") != n_rows:
             raise DataNotAvailable(f"{key} changed in {self.url} since it was indexed")
@@ -242,6 +243,24 @@ class StorageFrontend(abc.ABC):
         removed, and ``newest`` is the time (seconds since the epoch) of the latest such
         change; None if this frontend cannot tell without listing everything (then no
         open index is kept for superruns over it)."""
+        return None
+
+    def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
+        """Per key, what identifies the committed group's metadata document now (locally:
+        its inode, modification time and size), or None for a key not stored; with
+        ``as_read``, the signature of the document this frontend last read for the key.
+        None (the default) where a frontend cannot tell cheaply: then no manifest of a
+        superrun's load is kept over it (see :mod:`dastrax.openindex`)."""
+        return None
+
+    def run_signature(self, run_id: str) -> list | None:
+        """What identifies ``run_id``'s run document now, or None (no document, or a
+        frontend that cannot tell)."""
+        return None
+
+    def manifest_folder(self) -> str | None:
+        """Where manifests of superrun loads are kept with the data (a local folder of a
+        writable frontend that has :meth:`signatures`), or None."""
         return None
 
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:

@@ -98,7 +98,10 @@ class ZarrGroup(StoredGroup):
         chunk table), so that a task's block of many small groups travels light."""
         meta = self._meta
         if meta is None:
-            return self
+            hint = getattr(self, "read_hint", None)
+            if hint is None:
+                return self
+            meta = hint
         small = {k: meta[k] for k in _READ_KEYS if k in meta}
         return type(self)(self.root, self.key, small, self.options, None)
 

@@ -343,7 +343,9 @@ class Context:
     def scan_runs(self) -> pd.DataFrame:
         """strax's run table: one row per run with a run document (as
         :meth:`select_runs`) and per run id that has only stored data (its ``name``;
-        other columns empty), sorted by name."""
+        other columns empty), sorted by name. A storage path that does not exist is an
+        error naming it."""
+        self._storage.check_exists()
         table = self._catalog.select_runs(None, None, None)
         known = set(table["name"])
         extra = sorted(r for r in self._stored_run_ids() if r not in known)

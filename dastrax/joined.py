@@ -322,7 +322,7 @@ class JoinLoad:
     def tasks(self, columns=None):
         """``(join chunk indices, delayed rows of each)``, and the rows' dtype."""
         cols = self.columns(columns)
-        dtype = np.dtype([(n, sub) for n, (_t, sub) in cols.items()])
+        dtype = np.dtype([(_titled(self.work.dtypes[t], n), sub) for n, (t, sub) in cols.items()])
         node = dask.delayed(self.work, pure=False)
         summaries = summary_graph(
             node, self.work.compute, self.work.plugins, self.work.intervals, join_chunk
@@ -342,6 +342,12 @@ class JoinLoad:
             for j in picked
         ]
         return picked, tasks, dtype
+
+
+def _titled(dtype: np.dtype, name: str):
+    """``name``, with its title in ``dtype`` if it has one (as stored data keeps it)."""
+    title = dtype.fields[name][2:] if name in dtype.names else ()
+    return (title[0], name) if title else name
 
 
 def _rows(work, j, start, end, summaries, targets, cols, dtype, time_range) -> np.ndarray:

@@ -711,6 +711,10 @@ def persist_join(
     flat = resolver.flat(name)
     computed, _bases = plan(resolver.registry, targets)
     order = [*targets, *[dt for dt in computed if dt not in targets]]
+    # the other outputs of multi-output plugins computed on the way are saved too
+    registry = resolver.registry
+    order += [s for dt in computed for s in registry.siblings(dt) if s not in order]
+    order = list(dict.fromkeys(order))
     keys = {dt: join_key(resolver, name, dt, flat) for dt in order}
     storage = resolver.storage
     todo = [dt for dt in order if overwrite or storage.find(str(keys[dt])) is None]

@@ -289,3 +289,31 @@ def test_only_combining_superruns(sr):
     _sum_super = st.get_array(SUPERRUN, "sum", combining=True)
     assert np.unique(sum_super["sum"]).size == 1
     assert np.unique(_sum_super["sum"]).size != 1
+
+
+def test_loaders_and_savers(sr):
+    """TestSuperRuns.test_loaders_and_savers, by what is stored (strax's
+    ``get_components`` is processor internals): peak_classification of the superrun is
+    computed from the subruns' records, and peaks, peak_classification and lone_hits (the
+    other output of its plugin) are all saved for the superrun; the subruns' peaks made
+    before are not what the join reads."""
+    st, subruns = sr
+    st.make(subruns, "peaks")
+    assert len(PeakClassification.depends_on) == 1
+    assert all(st.is_stored(r, "peaks") for r in subruns)
+    st.make(SUPERRUN, "peak_classification")
+    for dt in ("peaks", "peak_classification", "lone_hits"):
+        assert st.is_stored(SUPERRUN, dt), dt
+    # the join's lineage starts at records, not at the subruns' stored peaks
+    lineage = st.key_for(SUPERRUN, "peak_classification").lineage
+    assert {"records", "peaks", "peak_classification"} <= set(lineage)
+    lone = st.get_array(SUPERRUN, "lone_hits")
+    peaks = st.get_array(SUPERRUN, "peaks")
+    np.testing.assert_array_equal(lone["time"], peaks["time"])
+    assert st.get_metadata(SUPERRUN, "lone_hits")["data_kind"] == "lone_hits"
+    # combining: each subrun's peak_classification, concatenated, under another key
+    combined = st.get_array(SUPERRUN, "peak_classification", combining=True)
+    assert len(combined) == len(peaks)
+    assert str(st.key_for(SUPERRUN, "peak_classification", combining=True)) != str(
+        st.key_for(SUPERRUN, "peak_classification")
+    )

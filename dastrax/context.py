@@ -343,8 +343,19 @@ class Context:
     def scan_runs(self) -> pd.DataFrame:
         """strax's run table: one row per run with a run document (as
         :meth:`select_runs`) and per run id that has only stored data (its ``name``;
-        other columns empty), sorted by name. A storage path that does not exist is an
-        error naming it."""
+        other columns empty), sorted by name.
+
+        Raises
+        ------
+        DataNotAvailable
+            The storage path does not exist (the error names it).
+
+        Examples
+        --------
+        >>> st.make("0", "peaks")                                   # doctest: +SKIP
+        >>> st.scan_runs()["name"].tolist()                         # doctest: +SKIP
+        ['0']
+        """
         self._storage.check_exists()
         table = self._catalog.select_runs(None, None, None)
         known = set(table["name"])
@@ -365,7 +376,13 @@ class Context:
 
     def list_available(self, target: str) -> list[str]:
         """The run ids (of :meth:`scan_runs`) whose ``target`` of the current lineage is
-        stored, as strax's ``list_available``."""
+        stored, as strax's ``list_available``.
+
+        Examples
+        --------
+        >>> st.list_available("peaks")                              # doctest: +SKIP
+        ['0']
+        """
         return [r for r in self.scan_runs()["name"] if self.is_stored(r, target)]
 
     def persist_superrun(

@@ -17,7 +17,7 @@ from zarr.core.sync import sync
 
 from .._version import __version__
 from ..chunks import chunk_entry
-from ..errors import DastraxError
+from ..errors import DastraxError, WriteAborted
 from . import _fastwrite
 from .base import GroupWriter
 from .codecs import dtype_from_json, make_codecs
@@ -342,7 +342,7 @@ class ZarrGroupWriter(GroupWriter):
                 return
         _forget_arrays(self.root, self.path)
         _discard(folder, folder)
-        raise DastraxError(
+        raise WriteAborted(
             f"writing {self.key} was aborted (its temporary folder {folder} was removed); "
             "nothing of it is stored"
         )
@@ -531,7 +531,7 @@ def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> N
         except FileNotFoundError:
             if not os.path.exists(os.path.join(folder, COMMIT_FILE)):
                 _discard(folder, folder)
-                raise DastraxError(
+                raise WriteAborted(
                     f"writing {state.key} was aborted before its commit; nothing of it is stored"
                 ) from None
             # an earlier attempt of this very commit took the token and died (its worker

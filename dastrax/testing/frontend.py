@@ -76,9 +76,9 @@ class FrontendTests:
 
     A subclass provides the fixture ``frontend`` (an empty location of the frontend under
     test, or for a read-only frontend the location holding its data) and overrides the
-    hooks it can serve. The tests write keys of their own, so the fixture may be shared by
-    the tests of the class (``scope="class"``: the reference groups are then written
-    once), where making a location is slow (an object store):
+    hooks it can serve. The tests write keys of their own, so where making a location is
+    slow (an object store) the fixture may return one frontend for every test (one made by
+    a module-scoped fixture): the reference groups are then written once:
 
     - fixture ``stored``: ``{key: rows}``, the groups stored in ``frontend`` with their
       expected rows (a structured array; the stored dtype must equal its dtype). By
@@ -100,6 +100,7 @@ class FrontendTests:
     --------
     A test module of a frontend on a local directory (``tests/test_my_frontend.py``)::
 
+        import numpy as np
         import pytest
 
         from dastrax.testing import FrontendTests

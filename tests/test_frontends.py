@@ -203,3 +203,40 @@ def test_the_same_persist_gives_the_same_zarr_chunks_on_zarr_and_icechunk(tmp_pa
     repo = IcechunkRepository(str(tmp_path / "repo.icechunk"))
     ismall = repo.metadata(repo.keys("0-peaks-")[0])
     assert zsmall["zarr_chunk_rows"] == ismall["zarr_chunk_rows"] == 600
+
+
+# --------------------------------------------------------------------------------------
+# capabilities: declared protocols, checked with isinstance
+# --------------------------------------------------------------------------------------
+def test_capabilities_are_protocols_of_the_frontends_that_have_them(tmp_path):
+    from dastrax.storage import SupportsChunkCopy, SupportsRunDocumentPath, SupportsVersions
+
+    local = ZarrDirectory(tmp_path / "zarr")
+    repo = IcechunkRepository(str(tmp_path / "repo.icechunk"))
+    strax = StraxDirectory(STRAX / "strax_data")
+    assert isinstance(repo, SupportsVersions)
+    assert not any(isinstance(f, SupportsVersions) for f in (local, strax))
+    assert isinstance(local, SupportsRunDocumentPath)
+    assert not any(isinstance(f, SupportsRunDocumentPath) for f in (repo, strax))
+    writers = [f.writer(f"0-peaks-{f is repo:d}bcdefghij", DTYPE) for f in (local, repo)]
+    assert [isinstance(w, SupportsChunkCopy) for w in writers] == [True, False]
+    for w in writers:
+        w.abort()
+
+    class Versioned(MemoryDirectory):  # a third party's: its methods are the declaration
+        def superrun_versions(self, name):
+            return []
+
+        def at_version(self, name, version):
+            return self
+
+        def tag(self, name, version, tag):
+            pass
+
+    assert isinstance(Versioned(f"memory://v-{_tag()}"), SupportsVersions)
+    # a frontend without versions: the versions of a superrun on it are refused, named
+    st = dastrax.Context(storage=[local], register=[Records], progress=False)
+    st.write_run_metadata("0", {"start": 0, "end": 10})
+    st.define_run("_sr", ["0"])
+    with pytest.raises(dastrax.InvalidRequest, match="keeps no versions"):
+        st.superrun_versions("_sr")

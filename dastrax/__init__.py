@@ -19,6 +19,7 @@ from .errors import (
     PluginError,
     RunMetadataNotAvailable,
     SuperrunDefinitionError,
+    WriteAborted,
     WriteConflict,
 )
 from .lineage import DataKey
@@ -46,6 +47,7 @@ __all__ = [
     "StoredGroup",
     "StraxDirectory",
     "SuperrunDefinitionError",
+    "WriteAborted",
     "WriteConflict",
     "ZarrDirectory",
     "__version__",

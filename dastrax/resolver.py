@@ -105,7 +105,7 @@ class Resolver:
                 "plugin with st.register(...)"
             )
         if len(found) > 1:
-            choose = getattr(found[0], "choose_hint", "")
+            choose = found[0].choose_hint
             raise InvalidRequest(
                 f"{data_type} of run {run_id!r} is stored with several lineages "
                 f"({', '.join(g.key for g in found)}); register the plugin that made the "

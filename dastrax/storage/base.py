@@ -16,6 +16,12 @@ Three abstract classes, like zarr-python's ``abc/store.py``:
 Nothing outside ``dastrax/storage/`` imports zarr or fsspec or builds a path: loader,
 persist, processing and the resolver see only these classes.
 
+Optional capabilities are declared as :class:`typing.Protocol` classes, checked with
+``isinstance`` (as zarr-python's ``SupportsGetSync``): :class:`SupportsVersions` (a
+frontend that keeps every version of a run document), :class:`SupportsRunDocumentPath`
+(a frontend whose run documents are files it can name) and :class:`SupportsChunkCopy` (a
+writer that copies compressed zarr chunk files of another group as they are).
+
 The metadata document of a group (``StoredGroup.meta``) is a dict with at least
 ``run_id, data_type, data_kind, dtype`` (see :func:`dastrax.storage.codecs.dtype_to_json`),
 ``lineage, lineage_hash, compressor, chunk_target_size_mb, n_rows`` and ``chunks``: the
@@ -27,14 +33,21 @@ and a ``subrun`` column.
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import DataNotAvailable, InvalidRequest
 from .codecs import dtype_from_json
 
-__all__ = ["GroupWriter", "StorageFrontend", "StoredGroup"]
+__all__ = [
+    "GroupWriter",
+    "StorageFrontend",
+    "StoredGroup",
+    "SupportsChunkCopy",
+    "SupportsRunDocumentPath",
+    "SupportsVersions",
+]
 
 
 class StoredGroup(abc.ABC):
@@ -46,6 +59,9 @@ class StoredGroup(abc.ABC):
     meta: dict
     #: where it is stored, for messages
     url: str
+    #: appended to the message when several lineages of an unregistered data type are
+    #: stored: how else this frontend lets a user choose one (e.g. ``", or choose ..."``)
+    choose_hint: str = ""
 
     @property
     def dtype(self) -> np.dtype:
@@ -174,23 +190,6 @@ class GroupWriter(abc.ABC):
     def with_rows(self, n: int) -> GroupWriter:
         """This state, told that ``n`` rows were written by position."""
         return self
-
-    def copy_chunk_from(
-        self,
-        group: StoredGroup,
-        field: str,
-        chunk_index: int,
-        dest_chunk_index: int,
-        link: bool = False,
-    ) -> bool:
-        """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim (still
-        compressed) as zarr chunk ``dest_chunk_index`` of the same column here.
-
-        A fast path of writes by position: False (nothing written) where it cannot be
-        done — other chunk shapes, codecs or dtype, another kind of storage — and the
-        caller then writes the rows themselves.
-        """
-        return False
 
 
 class StorageFrontend(abc.ABC):
@@ -357,3 +356,67 @@ class StorageFrontend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, readonly={self.readonly})"
+
+
+# -- optional capabilities --------------------------------------------------------------
+@runtime_checkable
+class SupportsVersions(Protocol):
+    """A frontend that keeps every version of a run document (an icechunk repository):
+    each write of a superrun's document is a version, and what was stored while it was
+    the current one can be read again.
+
+    Examples
+    --------
+    >>> from dastrax.storage import SupportsVersions, ZarrDirectory
+    >>> isinstance(ZarrDirectory("memory://v"), SupportsVersions)
+    False
+    """
+
+    def superrun_versions(self, name: str) -> list[dict]:
+        """Every version of the run document ``name``, oldest first: dicts of
+        ``version`` (1, 2, ...), ``time``, ``commit``, ``message`` and ``doc``."""
+        ...
+
+    def at_version(self, name: str, version: int) -> StorageFrontend:
+        """A read-only view of this frontend as it was while version ``version`` of
+        ``name`` was the current one (:class:`~dastrax.errors.InvalidRequest` if there
+        is no such version)."""
+        ...
+
+    def tag(self, name: str, version: int, tag: str) -> None:
+        """Give version ``version`` of ``name`` a name that pins it."""
+        ...
+
+
+@runtime_checkable
+class SupportsRunDocumentPath(Protocol):
+    """A frontend whose run documents are files: messages name the file."""
+
+    def run_document_path(self, run_id: str) -> str:
+        """Where the run document of ``run_id`` is (a path or URL)."""
+        ...
+
+
+@runtime_checkable
+class SupportsChunkCopy(Protocol):
+    """A writer that copies zarr chunk files of a stored group as they are (still
+    compressed): the fast path of writes by position (a superrun's persist copies its
+    subruns' chunk files)."""
+
+    def copy_chunk_from(
+        self,
+        group: StoredGroup,
+        field: str,
+        chunk_index: int,
+        dest_chunk_index: int,
+        link: bool = False,
+    ) -> bool:
+        """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim as
+        zarr chunk ``dest_chunk_index`` of the same column here (hard-linked with
+        ``link`` where the storage allows).
+
+        False (nothing written) where it cannot be done — other chunk shapes, codecs or
+        dtype, another kind of storage, a missing source file — and the caller then
+        writes the rows themselves.
+        """
+        ...

@@ -271,6 +271,7 @@ def _persist_superrun(
             scheduler.compute(
                 *tasks, progress=progress, label=f"persisting {', '.join(targets)} of {name}"
             )
+        commits = []
         for t, app in zip(targets, states):
             meta = {
                 "run_id": name,
@@ -283,7 +284,8 @@ def _persist_superrun(
                 "sub_run_spec": flat_fingerprint(flat),
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
-            app.with_rows(n).commit(meta)
+            commits.append((app.with_rows(n), meta))
+        frontend.commit_all(commits)  # (one transaction where the frontend has them)
     except BaseException:
         for app in states:
             app.abort()

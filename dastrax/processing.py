@@ -163,6 +163,10 @@ def _commit(state, meta):
     return state.commit(meta)
 
 
+def _commit_all(frontend, pairs):
+    return frontend.commit_all(pairs)
+
+
 def make_runs(
     registry: PluginRegistry,
     storage: StorageList,
@@ -213,12 +217,17 @@ def make_runs(
                     "lineage_hash": key.lineage_hash,
                     "chunk_target_size_mb": chunk_target_size_mb,
                 }
-                finals.append(dask.delayed(_commit, pure=False)(state, meta))
+                finals.append((state, meta))
         label = (
             f"making {', '.join(sorted({d for w in works for d in w.compute}))} "
             f"for {len(works)} run(s)"
         )
-        metas = scheduler.compute(*finals, progress=progress, label=label)
+        if getattr(frontend, "commits_together", False):  # the whole make: one transaction
+            task = dask.delayed(_commit_all, pure=False)(frontend, finals)
+            (metas,) = scheduler.compute(task, progress=progress, label=label)
+        else:
+            tasks = [dask.delayed(_commit, pure=False)(s, m) for s, m in finals]
+            metas = scheduler.compute(*tasks, progress=progress, label=label)
     except BaseException:
         for app in appenders:
             app.abort()

@@ -74,3 +74,83 @@ def test_bad_selection_type_is_invalid_request(storage_dir, selection):
     st.make("0", "peaks")
     with pytest.raises(dastrax.InvalidRequest, match="selection"):
         st.get_array("0", "peaks", selection=selection)
+
+
+# -- icechunk: one transaction per make ---------------------------------------------------
+def test_icechunk_make_is_one_commit_naming_what_it_wrote(tmp_path):
+    repo = dastrax.IcechunkRepository(str(tmp_path / "repo.icechunk"))
+    st = dastrax.Context(
+        storage=[repo], register=[Records, Peaks, PeakClassification], progress=False
+    )
+    st.set_config(TINY)
+    st.write_run_metadata("0", {"start": 0, "end": 3000})
+
+    def history():
+        return [s.message for s in repo._repo().ancestry(branch="main")]
+
+    before = history()
+    st.make("0", ["records", "peaks"])
+    made = history()[: len(history()) - len(before)]
+    keys = [str(st.key_for("0", t)) for t in ("records", "peaks")]
+    assert len(made) == 1, made
+    assert all(k in made[0] for k in keys) and made[0].startswith("dastrax: commit ")
+    assert all(st.is_stored("0", t) for t in ("records", "peaks"))
+    # a persist of several targets: one commit too
+    st.define_run("_s", ["0"])
+    before = history()
+    st.persist_superrun("_s", ["peaks", "peak_classification"])
+    made = history()[: len(history()) - len(before)]
+    assert len(made) == 2, made  # peak_classification of run 0 made, then the persist
+    assert all(str(st.key_for("_s", t)) in made[0] for t in ("peaks", "peak_classification"))
+    np.testing.assert_array_equal(
+        st.get_array("_s", "peaks")["time"], st.get_array("0", "peaks")["time"]
+    )
+
+
+# -- a commit whose metadata write fails --------------------------------------------------
+def _writer(args: dict) -> subprocess.CompletedProcess:
+    script = Path(__file__).with_name("_crash_scripts") / "writer.py"
+    return subprocess.run(
+        [sys.executable, str(script), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)),
+    )
+
+
+def test_a_persist_whose_metadata_write_fails_stores_nothing(tmp_path):
+    """Files over 6 kB fail (RLIMIT_FSIZE, as a full disk): the tiny rows' chunk files
+    fit, the persisted superrun's metadata document (its chunk table) does not."""
+    storage = tmp_path / "data"
+    st = make_context(storage)
+    st.set_config(TINY)
+    for run_id, offset in (("0", 0), ("1", 10_000)):
+        st.set_config({"time_offset": offset})
+        st.make(run_id, "peaks")
+        st.write_run_metadata(run_id, {"start": offset, "end": offset + 3000})
+    st.set_config({"time_offset": 0})
+    st.define_run("_sr", ["0", "1"])
+
+    def listing():  # (zarr may add the root group's own document: not dastrax's)
+        root_doc = storage / "zarr.json"
+        return [str(p.relative_to(storage)) for p in sorted(storage.rglob("*")) if p != root_doc]
+
+    before = listing()
+    args = {
+        "storage": str(storage),
+        "action": "persist",
+        "name": "_sr",
+        "targets": ["peaks"],
+        "chunk_target_size_mb": 0.0002,
+        "config": TINY,
+        "file_size_limit": 6000,
+    }
+    proc = _writer(args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "File too large" in proc.stderr
+    assert not st.is_stored("_sr", "peaks")
+    assert listing() == before
+    # the same persist without the limit: stored, and its document is bigger than 6 kB
+    st.persist_superrun("_sr", "peaks", chunk_target_size_mb=0.0002)
+    assert (storage / str(st.key_for("_sr", "peaks")) / "zarr.json").stat().st_size > 6000

@@ -271,6 +271,17 @@ class StorageFrontend(abc.ABC):
         when this returns; frontends may remove the bytes in the background."""
         self.delete(key)
 
+    #: whether :meth:`commit_all` commits several groups as one transaction (then a make
+    #: or a persist hands it all of its groups at once)
+    commits_together: bool = False
+
+    def commit_all(self, pairs) -> list[dict]:
+        """Commit the groups written together by one make or persist (``[(writer, meta),
+        ...]``); each group's committed metadata document. The default commits them one
+        after the other; frontends with transactions (``commits_together``) commit them
+        in one."""
+        return [writer.commit(meta) for writer, meta in pairs]
+
     def replace(self, old_key: str, writer_commit) -> Any:
         """Run ``writer_commit()`` (which commits a new group) and only then delete
         ``old_key``: the old data stays until the new is committed."""

@@ -16,7 +16,7 @@ from .chunks import Chunk
 from .config import load_config
 from .errors import LineageMismatch
 from .lineage import DataKey
-from .names import validate_superrun_name
+from .names import validate_data_type, validate_superrun_name, validate_targets
 from .processing import make_runs
 from .registry import PluginRegistry
 from .requests import load_request
@@ -144,7 +144,7 @@ class Context:
     # -- keys -------------------------------------------------------------------------
     def key_for(self, run_id: str, data_type: str) -> DataKey:
         """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``."""
-        return joined.key(self._resolver, run_id, data_type)
+        return joined.key(self._resolver, run_id, validate_data_type(data_type))
 
     def is_stored(self, run_id: str, data_type: str) -> bool:
         """Whether complete, committed data of exactly this lineage is stored."""
@@ -168,7 +168,7 @@ class Context:
     def make(self, run_id_or_ids, targets, progress=None, combining: bool = False) -> None:
         """Make and store what is missing of ``targets`` (all runs in parallel); for a
         superrun, its subruns' data (and with ``write_superruns``, the superrun too)."""
-        targets = [targets] if isinstance(targets, str) else list(targets)
+        targets = validate_targets(targets)
         requests, superruns = joined.make_requests(
             self._resolver, run_id_or_ids, targets, combining
         )
@@ -180,6 +180,7 @@ class Context:
 
     # -- loading ----------------------------------------------------------------------
     def _load(self, run_id_or_ids, targets, kwargs):
+        targets = validate_targets(targets)
         run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
         res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
         req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
@@ -294,7 +295,7 @@ class Context:
         is committed); ``make=False`` refuses missing subrun data instead of making it.
         Refuses (``LineageMismatch``) subruns whose lineages differ."""
         validate_superrun_name(name)
-        targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
+        targets = validate_targets(targets)
         size = self.context_config["chunk_target_size_mb"]
         size = settings.check_context_options(
             {"chunk_target_size_mb": size if chunk_target_size_mb is None else chunk_target_size_mb}

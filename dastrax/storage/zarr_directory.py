@@ -89,6 +89,15 @@ class ZarrDirectory(StorageFrontend):
         provide_run_metadata: bool = True,
         storage_options: dict | None = None,
     ):
+        if not isinstance(path_or_url, (str, os.PathLike)):
+            raise ConfigError(
+                f"a storage location is a path or a URL (a string), not {path_or_url!r:.100}"
+            )
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise ConfigError(
+                f"storage_options of {path_or_url!r} must be a dict of fsspec options, not "
+                f"{type(storage_options).__name__}"
+            )
         path = str(path_or_url)
         self.local = is_local(path)
         self.url = os.path.abspath(local_path(path)) if self.local else path.rstrip("/")

@@ -37,11 +37,11 @@ import dastrax
 
 TRIALS = int(os.environ.get("DASTRAX_KILL_TRIALS", "20"))
 SEED = int(os.environ.get("DASTRAX_KILL_SEED", "22"))
-#: 8 chunks of 400 rows: 3200 peaks (about 4 MB) a run; three runs
-CONFIG = {"n_chunks": 8, "recs_per_chunk": 400, "chunk_ns": 1000}
-SIZE_MB = 1
+#: 6 chunks of 250 rows: 1500 peaks (about 2 MB) a run; three runs
+CONFIG = {"n_chunks": 6, "recs_per_chunk": 250, "chunk_ns": 1000}
+SIZE_MB = 0.5
 OFFSETS = {"0": 0, "1": 100_000, "2": 200_000}
-SPAN = 8_000
+SPAN = 6_000
 SCENARIOS = ("first", "overwrite", "extend")
 WRITER = Path(__file__).with_name("_crash_scripts") / "waiting_writer.py"
 

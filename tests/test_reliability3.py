@@ -154,3 +154,31 @@ def test_a_persist_whose_metadata_write_fails_stores_nothing(tmp_path):
     # the same persist without the limit: stored, and its document is bigger than 6 kB
     st.persist_superrun("_sr", "peaks", chunk_target_size_mb=0.0002)
     assert (storage / str(st.key_for("_sr", "peaks")) / "zarr.json").stat().st_size > 6000
+
+
+# -- a writer killed before its writer file was complete ------------------------------------
+def test_a_folder_whose_writer_died_before_its_writer_file_is_swept(tmp_path):
+    """The folder's name carries its writer's pid and host: a writer killed between
+    creating the folder and completing its writer file (empty, or not there) is known to
+    be gone, and the next writer of the key sweeps the folder (not after 10 minutes)."""
+    import socket
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(proc.stdout)
+    storage = tmp_path / "data"
+    frontend = dastrax.ZarrDirectory(str(storage))
+    key = "0-peaks-aaaaaaaaaa"
+    host = socket.gethostname()
+    empty = storage / f".tmp-{key}-{'a' * 32}.{dead}@{host}"
+    bare = storage / f".tmp-{key}-{'b' * 32}.{dead}@{host}"
+    alive = storage / f".tmp-{key}-{'c' * 32}.{os.getpid()}@{host}"
+    for folder in (empty, bare, alive):
+        (folder / "group").mkdir(parents=True)
+    (empty / "dastrax-writer.json").write_text("")  # killed mid-write
+    assert sorted(frontend.sweep(key)) == sorted([str(empty), str(bare)])
+    assert frontend.temporary_paths() == [str(alive)]
+    writer = frontend.writer(key, np.dtype([("time", np.int64)]))
+    assert f".{os.getpid()}@{host}" in writer.folder
+    writer.abort()

@@ -359,7 +359,9 @@ def test_soak(soak_storage, tmp_path, capsys):
     assert not stderr, "\n".join(stderr)
     assert not total["failures"], total["failures"][:10]
     assert kills >= 1 or SECONDS < 12
-    assert figures["operations"] > 20 and figures["checks"] > 20
+    # (an object store is much slower a write: moto's server answers each request)
+    assert figures["operations"] > (20 if backend == "local" else 4)
+    assert figures["checks"] > 20
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:

@@ -42,6 +42,7 @@ from .layout import (
     is_local,
     local_path,
     thaw_options,
+    writer_suffix,
 )
 from .zarr_group import ZarrGroup, _open_array, remote_error
 from .zarr_writer import FSYNC, ZarrGroupWriter, finish_groups, fsync_dir
@@ -370,7 +371,7 @@ class ZarrDirectory(StorageFrontend):
         if self.local:
             self._sweep_once()
             self.sweep(key)
-            folder = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+            folder = f"{TMP_PREFIX}{key}-{writer_suffix()}"
             os.makedirs(self._p(folder))
             with open(self._p(folder, WRITER_FILE), "w") as f:
                 json.dump(

@@ -284,8 +284,8 @@ def _persist_superrun(
                 "sub_run_spec": flat_fingerprint(flat),
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
-            commits.append((app.with_rows(n), meta))
-        frontend.commit_all(commits)  # (one transaction where the frontend has them)
+            commits.append(app.with_rows(n).prepare(meta))
+        frontend.commit_all(commits)  # one batch (one transaction where the storage can)
     except BaseException:
         for app in states:
             app.abort()

@@ -870,13 +870,10 @@ class IcechunkRepository(StorageFrontend):
             overwrite=bool(overwrite),
         )
 
-    #: a make's or a persist's groups are one icechunk commit (:func:`commit_together`)
-    commits_together = True
-
-    def commit_all(self, pairs) -> list[dict]:
-        """Commit the groups of one make or persist as one icechunk commit naming every
-        key (:func:`commit_together`)."""
-        return commit_together(list(pairs))
+    def commit_all(self, prepared) -> list[dict]:
+        """Commit the groups of one make or persist (``[writer.prepare(meta), ...]``) as
+        one icechunk commit naming every key (:func:`commit_together`)."""
+        return commit_together([(p.writer, p.meta) for p in prepared])
 
     def delete(self, key: str) -> None:
         """Delete ``key`` in one commit (nothing if it is not stored). Older snapshots keep it."""

@@ -24,8 +24,14 @@ TMP_PREFIX = ".tmp-"
 WRITER_FILE = "dastrax-writer.json"
 
 
-#: the writer file, renamed by the commit that takes over the temporary folder
+#: the writer file, renamed by the commit that takes over the temporary folder (the group
+#: is then written and checked, not yet visible: an abort may still take it back)
 COMMIT_FILE = "dastrax-commit.json"
+
+
+#: the commit file, renamed when the group's batch is being made visible (an abort then
+#: leaves it to the commit)
+PUBLISH_FILE = "dastrax-publish.json"
 
 
 #: the group inside a temporary folder (beside, not inside it, the writer file)
@@ -97,7 +103,7 @@ _NAMED_WRITER = re.compile(r"-[0-9a-f]{32}\.(\d+)@([^/]+)$")
 def _writer_gone(path: str) -> bool:
     """Whether the writer of temporary folder ``path`` is gone (see ZarrDirectory.sweep)."""
     info, touched = None, 0.0
-    for name in (WRITER_FILE, COMMIT_FILE):  # in this order: a commit renames one to the other
+    for name in (WRITER_FILE, COMMIT_FILE, PUBLISH_FILE):  # in the order a commit renames it
         try:
             with open(os.path.join(path, name)) as f:
                 touched = os.fstat(f.fileno()).st_mtime  # each write touches it

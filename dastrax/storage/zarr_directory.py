@@ -45,7 +45,7 @@ from .layout import (
     writer_suffix,
 )
 from .zarr_group import ZarrGroup, _open_array, remote_error
-from .zarr_writer import FSYNC, ZarrGroupWriter, finish_groups, fsync_dir
+from .zarr_writer import FSYNC, ZarrGroupWriter, fsync_dir, publish
 
 __all__ = ["DataDirectory", "ZarrDirectory", "remote_error"]
 
@@ -400,29 +400,16 @@ class ZarrDirectory(StorageFrontend):
     #: the name of the first loop (kept for callers of the old API)
     appender = writer
 
-    @property
-    def commits_together(self) -> bool:
-        """Locally with durable commits (:data:`~dastrax.storage.zarr_writer.FSYNC`): a
-        make's groups are committed together, their files flushed to disk once."""
-        return self.local and FSYNC
-
-    def commit_all(self, pairs) -> list[dict]:
-        """Commit the groups of one make or persist (``[(writer, meta), ...]``): each
-        staged (its last rows written; in threads), then all committed by
-        :func:`~dastrax.storage.zarr_writer.finish_groups` — one flush to disk for all of
-        them, and none renamed into place unless every one's writes succeeded. Each
-        group's committed metadata document."""
-        pairs = list(pairs)
-        if len(pairs) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(8, len(pairs))) as pool:
-                futures = [pool.submit(w.stage, m) for w, m in pairs]
-            staged = [f.result() for f in futures]
-        else:
-            staged = [w.stage(m) for w, m in pairs]
-        finish_groups(staged)
-        return [full for _state, full, _written in staged]
+    def commit_all(self, prepared) -> list[dict]:
+        """Commit the groups of one make or persist (``[writer.prepare(meta), ...]``: each
+        written and checked, see :meth:`ZarrGroupWriter.prepare`) as one batch: locally
+        none becomes visible unless all got that far, their files are flushed to disk at
+        once (:data:`~dastrax.storage.zarr_writer.FSYNC`), then renamed into place
+        (:func:`~dastrax.storage.zarr_writer.publish`). Each group's committed metadata
+        document."""
+        prepared = list(prepared)
+        publish(prepared)
+        return [p.meta for p in prepared]
 
     def sweep(self, key: str | None = None) -> list[str]:
         """Remove temporary folders of ``key`` (or all, and run documents' temporary

@@ -17,7 +17,7 @@ from .chunks import Chunk
 from .config import load_config
 from .errors import DataNotAvailable, InvalidRequest, LineageMismatch
 from .lineage import DataKey
-from .names import is_superrun_id, validate_superrun_name
+from .names import is_superrun_id, validate_data_type, validate_superrun_name, validate_targets
 from .processing import make_runs, plan_run
 from .registry import PluginRegistry
 from .requests import first_arguments, load_request, run_ids_of
@@ -155,6 +155,7 @@ class Context:
         with ``combining=True`` (superruns only) the key of the concatenated subruns'
         data, not of the data computed over their join."""
         run_id = run_ids_of(run_id)
+        data_type = validate_data_type(data_type)
         _check_combining(run_id, combining)
         if combining:
             return self._resolver.key(run_id, data_type)
@@ -211,7 +212,7 @@ class Context:
         kw = {} if run_id is None else {"run_id": run_id}
         run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, kw)
         _check_combining(run_id_or_ids, combining)
-        targets = [targets] if isinstance(targets, str) else list(targets)
+        targets = validate_targets(targets)
         requests, superruns = joined.make_requests(
             self._resolver, run_id_or_ids, targets, combining
         )
@@ -223,6 +224,7 @@ class Context:
 
     # -- loading ----------------------------------------------------------------------
     def _load(self, run_id_or_ids, targets, kwargs):
+        targets = validate_targets(targets)
         run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
         res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
         req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
@@ -415,7 +417,7 @@ class Context:
         is committed); ``make=False`` refuses missing subrun data instead of making it.
         Refuses (``LineageMismatch``) subruns whose lineages differ."""
         validate_superrun_name(name)
-        targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
+        targets = validate_targets(targets)
         size = self.context_config["chunk_target_size_mb"]
         size = settings.check_context_options(
             {"chunk_target_size_mb": size if chunk_target_size_mb is None else chunk_target_size_mb}

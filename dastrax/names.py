@@ -72,3 +72,40 @@ def validate_superrun_name(name) -> str:
     if isinstance(name, str) and name and not name.startswith("_"):
         raise InvalidRunName(f"superrun names must start with '_': got {name!r} (try '_{name}')")
     return _check(name, "superrun name")
+
+
+def validate_targets(targets) -> list[str]:
+    """``targets`` (a data type name, or a list or tuple of them) as a list of distinct
+    names; :class:`~dastrax.errors.InvalidRequest` for anything else."""
+    from .errors import InvalidRequest
+
+    if isinstance(targets, str):
+        targets = [targets]
+    elif isinstance(targets, (list, tuple)) or (
+        hasattr(targets, "tolist") and not isinstance(targets, (bytes, dict))
+    ):
+        targets = list(targets.tolist() if hasattr(targets, "tolist") else targets)
+    else:
+        raise InvalidRequest(
+            "targets: give a data type name (e.g. 'peaks') or a list of them, not "
+            f"{type(targets).__name__} {targets!r:.100}"
+        )
+    bad = [t for t in targets if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise InvalidRequest(f"targets must be data type names (strings), not {bad!r:.200}")
+    if not targets:
+        raise InvalidRequest("no target data type given")
+    return list(dict.fromkeys(targets))
+
+
+def validate_data_type(data_type) -> str:
+    """``data_type`` if it is a data type name (a non-empty string);
+    :class:`~dastrax.errors.InvalidRequest` otherwise."""
+    from .errors import InvalidRequest
+
+    if not isinstance(data_type, str) or not data_type.strip():
+        raise InvalidRequest(
+            f"a data type is named by a string (e.g. 'peaks'), not {type(data_type).__name__} "
+            f"{data_type!r:.100}"
+        )
+    return data_type

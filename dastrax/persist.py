@@ -272,6 +272,7 @@ def _persist_superrun(
             scheduler.compute(
                 *tasks, progress=progress, label=f"persisting {', '.join(targets)} of {name}"
             )
+        commits = []
         for t, app in zip(targets, states):
             meta = {
                 "run_id": name,
@@ -285,7 +286,8 @@ def _persist_superrun(
                 "subrun_rows": subrun_rows,
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
-            app.with_rows(n).commit(meta)
+            commits.append(app.with_rows(n).prepare(meta))
+        frontend.commit_all(commits)  # one batch (one transaction where the storage can)
     except BaseException:
         for app in states:
             app.abort()

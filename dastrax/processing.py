@@ -161,8 +161,12 @@ def _append(state, results, dt, start, end, run_id):
     return state.append(results[dt], start, end, run_id=run_id)
 
 
-def _commit(state, meta):
-    return state.commit(meta)
+def _prepare(state, meta):
+    return state.prepare(meta)
+
+
+def _commit_all(frontend, prepared):
+    return frontend.commit_all(prepared)
 
 
 def make_runs(
@@ -215,12 +219,15 @@ def make_runs(
                     "lineage_hash": key.lineage_hash,
                     "chunk_target_size_mb": chunk_target_size_mb,
                 }
-                finals.append(dask.delayed(_commit, pure=False)(state, meta))
+                finals.append(dask.delayed(_prepare, pure=False)(state, meta))
         label = (
             f"making {', '.join(sorted({d for w in works for d in w.compute}))} "
             f"for {len(works)} run(s)"
         )
-        metas = scheduler.compute(*finals, progress=progress, label=label)
+        # each group prepared on its own (in parallel), then all committed as one batch
+        # (one transaction, one flush to disk, where the storage can)
+        task = dask.delayed(_commit_all, pure=False)(frontend, finals)
+        (metas,) = scheduler.compute(task, progress=progress, label=label)
     except BaseException:
         for app in appenders:
             app.abort()

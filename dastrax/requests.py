@@ -134,6 +134,8 @@ def _columns(columns):
         return None
     if isinstance(columns, str):
         return [columns]
+    if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
+        raise InvalidRequest(f"columns: give a column name or a list of them, not {columns!r:.100}")
     return list(columns)
 
 

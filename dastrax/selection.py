@@ -207,7 +207,15 @@ class Selection:
     """
 
     def __init__(self, exprs: str | Iterable[str], fields: Iterable[str] | None = None):
-        self.exprs = [exprs] if isinstance(exprs, str) else list(exprs)
+        if isinstance(exprs, str):
+            self.exprs = [exprs]
+        elif isinstance(exprs, Iterable) and not isinstance(exprs, (bytes, Mapping)):
+            self.exprs = list(exprs)
+        else:
+            raise InvalidRequest(
+                "a selection is a string like 'area > 100 & channel < 3', or a list of "
+                f"such strings (AND-ed), not {type(exprs).__name__} {exprs!r:.100}"
+            )
         if not self.exprs:
             raise InvalidRequest("selection: give at least one expression, e.g. 'area > 100'")
         trees = [_parse(e) for e in self.exprs]

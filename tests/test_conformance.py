@@ -455,8 +455,8 @@ if spec["action"] == "make":
 else:  # persist: every row written, killed at the commit
     from dastrax.storage.icechunk import IcechunkWriter
     from dastrax.storage.zarr_writer import ZarrGroupWriter
-    ZarrGroupWriter.commit = hold
-    IcechunkWriter.commit = hold
+    ZarrGroupWriter.commit = ZarrGroupWriter.prepare = hold  # (a persist prepares, then
+    IcechunkWriter.commit = IcechunkWriter.prepare = hold  # commits all its groups at once)
     frontend = (IcechunkRepository(spec["url"], storage_options=spec["options"])
                 if spec["kind"].startswith("icechunk")
                 else dastrax.ZarrDirectory(spec["url"], storage_options=spec["options"]))

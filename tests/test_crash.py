@@ -80,8 +80,11 @@ MAKE_POINTS = {
     # Peaks blocks in chunk 12 of 24: chunks 0-11 of records and peaks are streamed
     "during-chunk-writes": {"at": "compute", "plugin": "Peaks", "start": 12_000},
     "at-rename": {"at": "rename"},  # complete groups, metadata and all, not renamed yet
-    # one type committed; the other has every row written but no metadata yet
+    # one type has every row written, the other is being committed: a make's groups are
+    # committed together, so neither is stored
     "between-commits": {"at": "commit", "nth": 2},
+    # one type renamed into place, the other (complete, flushed) not yet
+    "between-renames": {"at": "publish", "nth": 2},
 }
 
 
@@ -100,7 +103,7 @@ def test_make_killed(point, seeded, tmp_path):
         """one type committed"""
         return any((storage / str(k) / "zarr.json").exists() for k in keys.values())
 
-    then = {"during-chunk-writes": streamed, "between-commits": one_committed}.get(point)
+    then = {"during-chunk-writes": streamed, "between-renames": one_committed}.get(point)
     args = writer_args(storage, tmp_path, "make", MAKE_POINTS[point], run_id="0", targets="peaks")
     kill_at(args, tmp_path, then)
 
@@ -111,7 +114,7 @@ def test_make_killed(point, seeded, tmp_path):
         docs = [json.loads(p.read_text()) for p in storage.glob(".tmp-*/group/zarr.json")]
         assert any("chunks" in d["attributes"].get("dastrax", {}) for d in docs)
     stored = {t: st.is_stored("0", t) for t in keys}
-    assert sum(stored.values()) == (1 if point == "between-commits" else 0)
+    assert sum(stored.values()) == (1 if point == "between-renames" else 0)
     for t, key in keys.items():
         if stored[t]:  # committed before the kill: complete and right
             assert_rows(st.get_array("0", t), rows["0", t])
@@ -135,8 +138,10 @@ PERSIST_POINTS = {
     # the persist has read 20 of the 48 stored blocks of 'data' and is writing them
     "during-chunk-writes": ({"at": "read", "column": "data", "after": 20}, ["peaks"]),
     "at-rename": ({"at": "rename"}, ["peaks"]),
-    # peaks committed; peak_classification has every row written but no metadata yet
+    # peaks staged, peak_classification being committed: nothing stored (one batch)
     "between-targets": ({"at": "commit", "nth": 2}, TARGETS),
+    # peaks renamed into place, peak_classification (complete, flushed) not yet
+    "between-renames": ({"at": "publish", "nth": 2}, TARGETS),
 }
 
 
@@ -160,7 +165,7 @@ def test_persist_killed(point, seeded, tmp_path):
     frontend = st.storage[0]
     assert frontend.temporary_paths(), "the writer was killed before it wrote anything"
     stored = {t: st.is_stored("_sr", t) for t in targets}
-    assert stored == {t: point == "between-targets" and t == "peaks" for t in targets}
+    assert stored == {t: point == "between-renames" and t == "peaks" for t in targets}
     for t in targets:
         key = st.key_for("_sr", t)
         if stored[t]:

@@ -33,6 +33,7 @@ and a ``subrun`` column.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -125,6 +126,15 @@ def _sub_dtype(dtype: np.dtype, names) -> np.dtype:
     return np.dtype(fields)
 
 
+@dataclass(frozen=True)
+class PendingCommit:
+    """A group's commit, prepared (:meth:`GroupWriter.prepare`), for
+    :meth:`StorageFrontend.commit_all`: the writer and the metadata to commit."""
+
+    writer: Any
+    meta: dict
+
+
 class GroupWriter(abc.ABC):
     """The state of a group being written; immutable and picklable.
 
@@ -186,6 +196,12 @@ class GroupWriter(abc.ABC):
     @abc.abstractmethod
     def abort(self) -> None:
         """Remove what this writer wrote (unless its commit already took over)."""
+
+    def prepare(self, meta: dict) -> PendingCommit:
+        """The part of :meth:`commit` that may run apart from the others of its batch
+        (in parallel, on any worker): what :meth:`StorageFrontend.commit_all` then makes
+        visible together. The default does nothing yet."""
+        return PendingCommit(self, meta)
 
     def with_rows(self, n: int) -> GroupWriter:
         """This state, told that ``n`` rows were written by position."""
@@ -293,6 +309,13 @@ class StorageFrontend(abc.ABC):
         copy of an extended superrun, once the new one is committed): the key is gone
         when this returns; frontends may remove the bytes in the background."""
         self.delete(key)
+
+    def commit_all(self, prepared: list[PendingCommit]) -> list[dict]:
+        """Commit the groups written together by one make or persist, as one batch
+        (``[writer.prepare(meta), ...]``); each group's committed metadata document. The
+        default commits them one after the other; frontends that can make them visible
+        together (one transaction, one flush to disk) do."""
+        return [p.writer.commit(p.meta) for p in prepared]
 
     def replace(self, old_key: str, writer_commit) -> Any:
         """Run ``writer_commit()`` (which commits a new group) and only then delete

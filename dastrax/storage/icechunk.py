@@ -445,9 +445,12 @@ class IcechunkWriter(GroupWriter):
             If the commit could not be rebased over others' commits after
             :data:`COMMIT_TRIES` tries.
         """
-        repo = _open_repo(self.location, create=False)
-        if repo is None:
-            raise DataNotAvailable(f"the icechunk repository {self.location.url} is gone")
+        return commit_together([(self, meta)])[0]
+
+    def _prepare(self, repo, meta: dict) -> tuple[bytes, dict] | dict:
+        """The last rows and the metadata written into this writer's fork: ``(the pickled
+        fork, the full metadata)`` — or, if another writer committed the key first (and
+        this is no overwrite), their metadata."""
         existing = None if self.overwrite else _find_meta(repo, self.branch, self.key)
         if existing is not None:
             self.abort()
@@ -489,37 +492,72 @@ class IcechunkWriter(GroupWriter):
         fork = pickle.dumps(session)
         with _LIVE_LOCK:
             _LIVE.pop(self.writer_id, None)
-        message = f"dastrax: commit {self.key} (run {meta.get('run_id')}, {meta.get('data_type')})"
-        info = {"op": "commit", "key": self.key, "run_id": meta.get("run_id")}
-
-        theirs = {}
-
-        def attempt():
-            # the fork only adds nodes under /<key>: merged into a session on the tip that
-            # has no /<key>, a commit that races another writer of the key is rebased and
-            # the conflict (both created /<key>) detected
-            parent = repo.writable_session(self.branch)
-            existing = None if self.overwrite else _find_meta_in(parent.store, self.key)
-            if existing is not None:
-                theirs["meta"] = existing
-                return None
-            parent.merge(pickle.loads(fork))
-            return parent
-
-        try:
-            _commit(repo, self.branch, attempt, message, info, self.location.url)
-        except WriteConflict:
-            existing = _find_meta(repo, self.branch, self.key)
-            if existing is not None:
-                return existing
-            raise
-        return theirs.get("meta", full)
+        return fork, full
 
     def abort(self) -> None:
         """Forget what this writer wrote: it was never committed, so nothing of it is
         visible (its chunk objects are left to icechunk's garbage collection)."""
         with _LIVE_LOCK:
             _LIVE.pop(self.writer_id, None)
+
+
+def commit_together(pairs: list[tuple[IcechunkWriter, dict]]) -> list[dict]:
+    """Commit several groups written into one repository (``[(writer, meta), ...]``, e.g.
+    the data types of one ``make``) as ONE icechunk commit, whose message names every
+    key: a make or a persist is one transaction — all of its groups become visible
+    together, or none. Returns each group's committed metadata (another writer's where
+    it committed the key first: same lineage, same data)."""
+    if not pairs:
+        return []
+    first = pairs[0][0]
+    repo = _open_repo(first.location, create=False)
+    if repo is None:
+        raise DataNotAvailable(f"the icechunk repository {first.location.url} is gone")
+    out: list[dict | None] = [None] * len(pairs)
+    todo = []  # (index, writer, pickled fork, full metadata)
+    for i, (writer, meta) in enumerate(pairs):
+        prepared = writer._prepare(repo, meta)
+        if isinstance(prepared, dict):
+            out[i] = prepared
+        else:
+            todo.append((i, writer, *prepared))
+    if not todo:
+        return out
+    keys = [w.key for _i, w, _f, _m in todo]
+    runs = sorted({str(m.get("run_id")) for *_x, m in todo})
+    types = list(dict.fromkeys(str(m.get("data_type")) for *_x, m in todo))
+    message = f"dastrax: commit {', '.join(keys)} (run {', '.join(runs)}, {', '.join(types)})"
+    info = {"op": "commit", "key": keys[0], "keys": keys, "run_id": todo[0][3].get("run_id")}
+    theirs: dict[int, dict] = {}
+
+    def attempt():
+        # the forks only add nodes under their /<key>: merged into a session on the tip
+        # that has none of them, a commit that races another writer of a key is rebased
+        # and the conflict (both created /<key>) detected
+        parent = repo.writable_session(first.branch)
+        theirs.clear()
+        merged = 0
+        for i, writer, fork, _full in todo:
+            existing = None if writer.overwrite else _find_meta_in(parent.store, writer.key)
+            if existing is not None:
+                theirs[i] = existing
+                continue
+            parent.merge(pickle.loads(fork))
+            merged += 1
+        return parent if merged else None
+
+    try:
+        _commit(repo, first.branch, attempt, message, info, first.location.url)
+    except WriteConflict:
+        found = [_find_meta(repo, first.branch, w.key) for _i, w, _f, _m in todo]
+        if any(m is None for m in found):
+            raise
+        for (i, *_rest), meta in zip(todo, found):
+            out[i] = meta
+        return out
+    for i, _writer, _fork, full in todo:
+        out[i] = theirs.get(i, full)
+    return out
 
 
 class _PositionTarget:
@@ -822,6 +860,11 @@ class IcechunkRepository(StorageFrontend):
             fork=pickle.dumps(fork),
             overwrite=bool(overwrite),
         )
+
+    def commit_all(self, prepared) -> list[dict]:
+        """Commit the groups of one make or persist (``[writer.prepare(meta), ...]``) as
+        one icechunk commit naming every key (:func:`commit_together`)."""
+        return commit_together([(p.writer, p.meta) for p in prepared])
 
     def delete(self, key: str) -> None:
         """Delete ``key`` in one commit (nothing if it is not stored). Older snapshots keep it."""

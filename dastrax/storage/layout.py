@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -25,8 +26,14 @@ TMP_PREFIX = ".tmp-"
 WRITER_FILE = "dastrax-writer.json"
 
 
-#: the writer file, renamed by the commit that takes over the temporary folder
+#: the writer file, renamed by the commit that takes over the temporary folder (the group
+#: is then written and checked, not yet visible: an abort may still take it back)
 COMMIT_FILE = "dastrax-commit.json"
+
+
+#: the commit file, renamed when the group's batch is being made visible (an abort then
+#: leaves it to the commit)
+PUBLISH_FILE = "dastrax-publish.json"
 
 
 #: the group inside a temporary folder (beside, not inside it, the writer file)
@@ -85,10 +92,20 @@ def zarr_store(root: str, readonly: bool, options: tuple = ()):
     )
 
 
+def writer_suffix() -> str:
+    """The end of a new temporary folder's name: a fresh uuid, then this process's pid and
+    host (``<uuid>.<pid>@<host>``), so that a writer killed before its writer file is
+    complete (a window of microseconds after the folder is created) is still known."""
+    return f"{uuid.uuid4().hex}.{os.getpid()}@{socket.gethostname()}"
+
+
+_NAMED_WRITER = re.compile(r"-[0-9a-f]{32}\.(\d+)@([^/]+)$")
+
+
 def _writer_gone(path: str) -> bool:
     """Whether the writer of temporary folder ``path`` is gone (see ZarrDirectory.sweep)."""
     info, touched = None, 0.0
-    for name in (WRITER_FILE, COMMIT_FILE):  # in this order: a commit renames one to the other
+    for name in (WRITER_FILE, COMMIT_FILE, PUBLISH_FILE):  # in the order a commit renames it
         try:
             with open(os.path.join(path, name)) as f:
                 touched = os.fstat(f.fileno()).st_mtime  # each write touches it
@@ -103,6 +120,9 @@ def _writer_gone(path: str) -> bool:
     except OSError:
         return False
     if not isinstance(info, dict):
+        named = _NAMED_WRITER.search(os.path.basename(path))
+        if named is not None:  # killed before its writer file was complete
+            return _pid_gone(named.group(2), named.group(1), age)
         return age > ORPHAN_TMP_SECONDS
     return _pid_gone(info.get("host"), info.get("pid"), age)
 

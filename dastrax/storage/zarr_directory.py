@@ -43,9 +43,10 @@ from .layout import (
     is_local,
     local_path,
     thaw_options,
+    writer_suffix,
 )
 from .zarr_group import ZarrGroup, _open_array, remote_error
-from .zarr_writer import FSYNC, ZarrGroupWriter, fsync_dir
+from .zarr_writer import FSYNC, ZarrGroupWriter, fsync_dir, publish
 
 __all__ = ["DataDirectory", "ZarrDirectory", "remote_error"]
 
@@ -90,6 +91,15 @@ class ZarrDirectory(StorageFrontend):
         provide_run_metadata: bool = True,
         storage_options: dict | None = None,
     ):
+        if not isinstance(path_or_url, (str, os.PathLike)):
+            raise ConfigError(
+                f"a storage location is a path or a URL (a string), not {path_or_url!r:.100}"
+            )
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise ConfigError(
+                f"storage_options of {path_or_url!r} must be a dict of fsspec options, not "
+                f"{type(storage_options).__name__}"
+            )
         path = str(path_or_url)
         self.local = is_local(path)
         self.url = os.path.abspath(local_path(path)) if self.local else path.rstrip("/")
@@ -104,6 +114,8 @@ class ZarrDirectory(StorageFrontend):
         self._meta_cache: dict[str, tuple] = {}
         self._doc_cache: dict[str, tuple] = {}
         self._swept = False  # whether this object swept the whole directory once
+        self._bucket_ok = False  # whether the bucket (object stores) was found once
+        self._bucket_missing = False  # whether it was found missing at the last look
 
     def __reduce__(self):
         return (
@@ -114,15 +126,47 @@ class ZarrDirectory(StorageFrontend):
     # -- remote access ----------------------------------------------------------------
     @contextlib.contextmanager
     def _remote(self, what: str):
-        """Errors of an object store, as dastrax errors naming the URL."""
+        """Errors of an object store, as dastrax errors naming the URL: the one place
+        where they are translated. A missing file stays ``FileNotFoundError`` (the
+        callers' "not stored") only while the bucket exists (:meth:`_require_bucket`)."""
         try:
             yield
         except (DataNotAvailable, RunMetadataNotAvailable, CorruptData, InvalidRequest):
             raise
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            self._require_bucket(what, e)
             raise
         except Exception as e:  # noqa: BLE001 - botocore & co: named by class
             raise remote_error(self.url, what, e) from e
+
+    #: fsspec protocols whose first path component is a bucket (or container)
+    _BUCKETS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
+
+    def _require_bucket(self, what: str, cause: BaseException | None = None) -> None:
+        """Raise :class:`DataNotAvailable` naming the URL if the bucket of this (object
+        store) directory does not exist; remembered once it was found."""
+        if self.local or self._bucket_ok:
+            return
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if not self._BUCKETS.intersection(protocols):
+            self._bucket_ok = True
+            return
+        bucket = self._fs_root.strip("/").split("/", 1)[0]
+        said = cause is not None and "bucket" in str(cause).lower()
+        try:
+            self.fs.invalidate_cache(bucket)
+            ok = not said and self.fs.exists(bucket)
+        except FileNotFoundError:
+            ok = False
+        except Exception as e:  # noqa: BLE001 - botocore & co: named by class
+            raise remote_error(self.url, what, e) from e
+        self._bucket_missing = not ok
+        if not ok:
+            raise DataNotAvailable(
+                f"the bucket {bucket!r} of storage {self.url} does not exist ({what}); "
+                "create it, or check the URL"
+            ) from None
+        self._bucket_ok = True
 
     def _p(self, *parts: str) -> str:
         return "/".join([self._fs_root.rstrip("/"), *parts])
@@ -132,6 +176,9 @@ class ZarrDirectory(StorageFrontend):
             with open(path, "rb") as f:
                 return f.read()
         with self._remote(f"reading {path}"):
+            # never from a listing remembered by the filesystem object (s3fs answers
+            # "no such file" from its directory cache): a miss is asked again like a hit
+            self.fs.invalidate_cache(path)
             return self.fs.cat_file(path)
 
     def _write_bytes(self, path: str, data: bytes) -> None:
@@ -166,7 +213,8 @@ class ZarrDirectory(StorageFrontend):
             try:
                 self.fs.invalidate_cache(path)
                 entries = self.fs.ls(path, detail=False, refresh=True)
-            except FileNotFoundError:
+            except FileNotFoundError as e:
+                self._require_bucket(f"listing {path}", e)
                 return []
         return [p.rstrip("/").rsplit("/", 1)[-1] for p in entries]
 
@@ -183,6 +231,7 @@ class ZarrDirectory(StorageFrontend):
                     ok = False
                 if not ok and "/" not in self._fs_root.strip("/"):
                     ok = False
+        self._bucket_missing = not ok
         if not ok:
             raise DataNotAvailable(
                 f"storage {self.url} does not exist; check the path (or bucket), or write "
@@ -199,6 +248,8 @@ class ZarrDirectory(StorageFrontend):
         try:
             return ZarrGroup(self.url, key, self._metadata(key), self._options)
         except DataNotAvailable:
+            if self._bucket_missing:
+                raise
             return None
 
     def metadata(self, key: str) -> dict:
@@ -331,6 +382,7 @@ class ZarrDirectory(StorageFrontend):
             _discard(src, self._p(f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"), background)
             return
         with self._remote(f"deleting {key}"):
+            self.fs.invalidate_cache(self._p(key))
             if self.fs.exists(self._p(key)):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(self._p(key, "zarr.json"))  # uncommits it first
@@ -358,7 +410,7 @@ class ZarrDirectory(StorageFrontend):
         if self.local:
             self._sweep_once()
             self.sweep(key)
-            folder = f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+            folder = f"{TMP_PREFIX}{key}-{writer_suffix()}"
             os.makedirs(self._p(folder))
             with open(self._p(folder, WRITER_FILE), "w") as f:
                 json.dump(
@@ -368,6 +420,8 @@ class ZarrDirectory(StorageFrontend):
         else:
             path = key
             with self._remote(f"writing {key}"):
+                self._require_bucket(f"writing {key}")
+                self.fs.invalidate_cache(self._p(key))
                 if self.fs.exists(self._p(key)) and (overwrite or not self.has(key)):
                     self.delete(key)
         return ZarrGroupWriter(
@@ -384,6 +438,17 @@ class ZarrDirectory(StorageFrontend):
 
     #: the name of the first loop (kept for callers of the old API)
     appender = writer
+
+    def commit_all(self, prepared) -> list[dict]:
+        """Commit the groups of one make or persist (``[writer.prepare(meta), ...]``: each
+        written and checked, see :meth:`ZarrGroupWriter.prepare`) as one batch: locally
+        none becomes visible unless all got that far, their files are flushed to disk at
+        once (:data:`~dastrax.storage.zarr_writer.FSYNC`), then renamed into place
+        (:func:`~dastrax.storage.zarr_writer.publish`). Each group's committed metadata
+        document."""
+        prepared = list(prepared)
+        publish(prepared)
+        return [p.meta for p in prepared]
 
     def sweep(self, key: str | None = None) -> list[str]:
         """Remove temporary folders of ``key`` (or all, and run documents' temporary

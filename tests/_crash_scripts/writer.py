@@ -14,7 +14,10 @@ Pause points (the library is not changed; this script wraps a few calls in itsel
 - ``{"at": "read", "column": "data", "after": n}``: after ``n`` reads of stored blocks of
   that column (a persist streaming its data);
 - ``{"at": "commit", "nth": k}``: at the ``k``-th commit of a group and later ones
-  (all rows streamed, the metadata not yet written);
+  (all rows streamed, the metadata not yet written; the groups of one make or persist
+  are committed together, so none of them is committed yet);
+- ``{"at": "publish", "nth": k}``: at the rename of the ``k``-th group of a batch
+  into place (the ones before it are committed);
 - ``{"at": "rename"}``: at the rename of a complete group from its temporary folder to
   its key;
 - ``{"at": "replace", "contains": "/runs/"}``: at the atomic replace of a run document.
@@ -81,14 +84,25 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
     elif at == "commit":
         from dastrax.storage.zarr_writer import ZarrGroupWriter
 
-        original_commit = ZarrGroupWriter.commit
+        original_stage = ZarrGroupWriter.stage  # the start of each group's commit
 
-        def commit(self, meta):
+        def stage(self, meta):
             if _count("commit") >= pause["nth"]:
                 hold()
-            return original_commit(self, meta)
+            return original_stage(self, meta)
 
-        ZarrGroupWriter.commit = commit
+        ZarrGroupWriter.stage = stage
+    elif at == "publish":  # the rename of the k-th group of a batch into place
+        from dastrax.storage import zarr_writer
+
+        original_publish = zarr_writer._publish
+
+        def publish(state, src, dst):
+            if _count("publish") >= pause["nth"]:
+                hold()
+            return original_publish(state, src, dst)
+
+        zarr_writer._publish = publish
     elif at == "rename":
         original_rename = os.rename
 

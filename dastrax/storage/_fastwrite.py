@@ -15,7 +15,6 @@ returns False and the caller writes through zarr.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
@@ -117,9 +116,11 @@ def write_group(
         template = _template(sub.base, tuple(sub.shape), compressor, dims)
         if template is None:
             return False
-        doc = copy.deepcopy(template)
-        doc["shape"] = [n, *sub.shape]
-        doc["chunk_grid"]["configuration"]["chunk_shape"] = [max(1, n), *sub.shape]
+        # (a copy of the template's parts that change; the rest is shared, only read)
+        grid = template["chunk_grid"]
+        config = {**grid["configuration"], "chunk_shape": [max(1, n), *sub.shape]}
+        grid = {**grid, "configuration": config}
+        doc = {**template, "shape": [n, *sub.shape], "chunk_grid": grid}
         docs[name] = doc
         if n:
             chunks[name] = _encode(doc, data[name])

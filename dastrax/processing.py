@@ -9,11 +9,14 @@ and a final commit task makes the data visible only once it is complete.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import dask
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+from dask.task_spec import DataNode, Task, TaskRef
 
 from .chunks import endtime, merge_columns
 from .errors import DastraxError, PluginError
@@ -165,8 +168,8 @@ def _prepare(state, meta):
     return state.prepare(meta)
 
 
-def _commit_all(frontend, prepared):
-    return frontend.commit_all(prepared)
+def _commit_batch(frontend, *prepared):
+    return frontend.commit_all(list(prepared))
 
 
 def make_runs(
@@ -191,45 +194,91 @@ def make_runs(
     if not works:
         return []
     frontend = storage.writable()
-    appenders, finals = [], []
+    groups = [(work, dt) for work in works for dt in work.compute]
+    appenders = frontend.writers(
+        [
+            {
+                "key": str(work.keys[dt]),
+                "dtype": work.plugins[dt].dtype,
+                "compressor": compressor,
+                "data_kind": type(work.plugins[dt]).kind(),
+            }
+            for work, dt in groups
+        ]
+    )
     try:
-        for work in works:
-            # one graph node holds the run's plugins and inputs: shipped once per worker
-            work_node = dask.delayed(work, pure=False)
-            summaries = summary_graph(
-                work_node, work.compute, work.plugins, work.intervals, compute_chunk
-            )
-            chunk_tasks = [
-                dask.delayed(compute_chunk, pure=False)(work_node, i, s, e, summaries)
-                for i, (s, e) in enumerate(work.intervals)
-            ]
-            for dt in work.compute:
-                key = work.keys[dt]
-                kind = work.plugins[dt].data_kind
-                app = frontend.writer(str(key), work.plugins[dt].dtype, compressor, kind)
-                appenders.append(app)
-                state = app
-                for (s, e), chunk in zip(work.intervals, chunk_tasks):
-                    state = dask.delayed(_append, pure=False)(state, chunk, dt, s, e, work.run_id)
-                meta = {
-                    "run_id": work.run_id,
-                    "data_type": dt,
-                    "data_kind": kind,
-                    "lineage": canonical(key.lineage),
-                    "lineage_hash": key.lineage_hash,
-                    "chunk_target_size_mb": chunk_target_size_mb,
-                }
-                finals.append(dask.delayed(_prepare, pure=False)(state, meta))
+        graph = _make_graph(works, appenders, chunk_target_size_mb, frontend)
         label = (
             f"making {', '.join(sorted({d for w in works for d in w.compute}))} "
             f"for {len(works)} run(s)"
         )
         # each group prepared on its own (in parallel), then all committed as one batch
         # (one transaction, one flush to disk, where the storage can)
-        task = dask.delayed(_commit_all, pure=False)(frontend, finals)
-        (metas,) = scheduler.compute(task, progress=progress, label=label)
+        (metas,) = scheduler.compute(graph, progress=progress, label=label)
     except BaseException:
         for app in appenders:
             app.abort()
         raise
     return [f"{m['run_id']}-{m['data_type']}-{m['lineage_hash']}" for m in metas]
+
+
+def _make_graph(works: list[RunWork], appenders: list, chunk_target_size_mb: float, frontend):
+    """The graph of a ``make``, as one delayed list of the committed metadata documents.
+
+    Built as one layer of tasks (not a delayed call per task: dask would traverse each
+    call's arguments, and its graph optimisation would cull each of the thousands of
+    layers against every key of the graph, which grew as the square of the runs). Per
+    run: one node holding its plugins and inputs (shipped once per worker), one task per
+    chunk computing every type, one chain of appends per type, one prepared commit per
+    type; then one task committing them all as one batch (``frontend.commit_all``).
+    """
+    token = uuid.uuid4().hex
+    names = {n: f"make-{n}-{token}" for n in ("work", "chunk", "append", "commit", "done")}
+    dsk: dict = {}
+    commits = []
+    groups = iter(appenders)
+    for j, work in enumerate(works):
+        work_key = (names["work"], j)
+        dsk[work_key] = DataNode(work_key, work)
+        summaries = _summaries(work, work_key, dsk)
+        chunk_keys = []
+        for i, (s, e) in enumerate(work.intervals):
+            key = (names["chunk"], j, i)
+            dsk[key] = Task(key, compute_chunk, TaskRef(work_key), i, s, e, summaries)
+            chunk_keys.append(key)
+        for d, dt in enumerate(work.compute):
+            key = work.keys[dt]
+            state = next(groups)
+            for i, ((s, e), chunk) in enumerate(zip(work.intervals, chunk_keys)):
+                app_key = (names["append"], j, d, i)
+                dsk[app_key] = Task(app_key, _append, state, TaskRef(chunk), dt, s, e, work.run_id)
+                state = TaskRef(app_key)
+            meta = {
+                "run_id": work.run_id,
+                "data_type": dt,
+                "data_kind": type(work.plugins[dt]).kind(),
+                "lineage": canonical(key.lineage),
+                "lineage_hash": key.lineage_hash,
+                "chunk_target_size_mb": chunk_target_size_mb,
+            }
+            commit_key = (names["commit"], j, d)
+            dsk[commit_key] = Task(commit_key, _prepare, state, meta)
+            commits.append(TaskRef(commit_key))
+    done = names["done"]
+    dsk[done] = Task(done, _commit_batch, frontend, *commits)
+    return Delayed(done, HighLevelGraph.from_collections(done, dsk, dependencies=()))
+
+
+def _summaries(work: RunWork, work_key, dsk: dict):
+    """The combined summaries of ``work``'s whole-run plugins (see
+    :func:`dastrax.wholerun.summary_graph`): their tasks added to ``dsk``, a reference
+    to them returned (None if no plugin of ``work`` needs one)."""
+    if not any(type(work.plugins[dt]).needs_summary for dt in work.compute):
+        return None
+    layer = f"{work_key[0]}-{work_key[1]}"
+    node = Delayed(
+        work_key, HighLevelGraph.from_collections(layer, {work_key: dsk[work_key]}), layer=layer
+    )
+    summaries = summary_graph(node, work.compute, work.plugins, work.intervals, compute_chunk)
+    dsk.update(summaries.__dask_graph__())
+    return TaskRef(summaries.key)

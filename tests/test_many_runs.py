@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
+import dastrax
 from dastrax import bench_setup as bench
 from dastrax.storage import zarr_writer
 
@@ -83,3 +87,57 @@ def test_an_empty_run_is_written_and_reads_empty(tmp_path):
     assert len(rows) == 0 and rows.dtype.names == st.get_array("0", bench.TARGET).dtype.names
     (key,) = [g for g in _groups(tmp_path / "data") if g.startswith("7-peaks")]
     assert zarr.open_array(str(tmp_path / "data" / key / "data"), mode="r").shape == (0, 200)
+
+
+class _CountingDirectory(dastrax.ZarrDirectory):
+    """A ZarrDirectory that counts the listings of its top folder."""
+
+    listings = 0
+
+    def _listdir(self, path):
+        if path == self._fs_root:
+            type(self).listings += 1
+        return super()._listdir(path)
+
+
+def _listings_of_make(root, run_ids, st=None):
+    if st is None:
+        root.mkdir()
+        params = {
+            "storage": _CountingDirectory(str(root)),
+            "chunks": 2,
+            "rows_per_chunk": 5,
+            "plugin_options": {"waveform_length": 20, "n_channels": 3},
+        }
+        st = bench.context(params)
+    before = _CountingDirectory.listings
+    st.make(list(run_ids), bench.TARGET)
+    return _CountingDirectory.listings - before, st
+
+
+def test_a_make_lists_the_storage_as_often_for_many_runs_as_for_few(tmp_path):
+    """Starting the writers of N runs lists the storage directory a fixed number of
+    times, not once a run (each listing holds every group and temporary folder there: N
+    listings made a make of N runs grow as N squared)."""
+    few, _ = _listings_of_make(tmp_path / "few", ["0", "1"])
+    many, st = _listings_of_make(tmp_path / "many", [str(i) for i in range(12)])
+    assert few == many >= 1
+    # a second make with the same storage sweeps what a dead writer left of its keys,
+    # from one listing too
+    key = str(st.key_for("20", bench.TARGET))
+    dead = tmp_path / "many" / f".tmp-{key}-{'0' * 32}"
+    (dead / "group").mkdir(parents=True)
+    (dead / "dastrax-writer.json").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "time": 0})
+    )
+    again, _ = _listings_of_make(tmp_path / "many", [str(i) for i in range(20, 32)], st)
+    assert again == 1
+    assert not dead.exists()
+    assert not [p for p in os.listdir(tmp_path / "many") if p.startswith(".")]
+    assert len(st.get_array("31", bench.TARGET)) == 10
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -33,6 +33,7 @@ and a ``subrun`` column.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -299,6 +300,33 @@ class StorageFrontend(abc.ABC):
     ) -> GroupWriter:
         """Start writing ``key``; with ``overwrite``, its commit replaces what is stored
         under ``key`` (never leaving it half-written)."""
+
+    def writers(self, specs: Sequence[dict]) -> list[GroupWriter]:
+        """Start writing several keys at once (e.g. every group of one ``make``): one
+        :meth:`writer` per spec, a dict of its keyword arguments (``key``, ``dtype``,
+        ``compressor``, ``data_kind``, ``overwrite``).
+
+        Frontends share the work of many writers where they can (a
+        :class:`~dastrax.storage.ZarrDirectory` lists its directory once for all of them,
+        not once a key). If one cannot be started, those already started are aborted.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, dastrax
+        >>> d = dastrax.ZarrDirectory(tempfile.mkdtemp())
+        >>> specs = [{"key": f"{i}-t-h", "dtype": np.dtype([("time", "i8")])} for i in "ab"]
+        >>> [w.key for w in d.writers(specs)]
+        ['a-t-h', 'b-t-h']
+        """
+        out: list[GroupWriter] = []
+        try:
+            for spec in specs:
+                out.append(self.writer(**spec))
+        except BaseException:
+            for w in out:
+                w.abort()
+            raise
+        return out
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -410,6 +410,39 @@ class ZarrDirectory(StorageFrontend):
         if self.local:
             self._sweep_once()
             self.sweep(key)
+        return self._writer(key, dtype, compressor, data_kind, overwrite)
+
+    def writers(self, specs) -> list[ZarrGroupWriter]:
+        """Start writing several keys (see :meth:`StorageFrontend.writers`): locally the
+        directory is listed once to sweep dead writers' folders of all of them, not once a
+        key (a ``make`` of N runs would otherwise list N growing directories)."""
+        self.check_writable()
+        specs = list(specs)
+        if self.local and specs:
+            if self._swept:
+                self._sweep({str(spec["key"]) for spec in specs})
+            else:
+                self._sweep_once()  # (all of them)
+        out: list[ZarrGroupWriter] = []
+        try:
+            for spec in specs:
+                out.append(self._writer(**spec))
+        except BaseException:
+            for w in out:
+                w.abort()
+            raise
+        return out
+
+    def _writer(
+        self,
+        key: str,
+        dtype: np.dtype,
+        compressor: dict | None = None,
+        data_kind: str = "rows",
+        overwrite: bool = False,
+    ) -> ZarrGroupWriter:
+        """A writer of ``key``, its temporary folder made (locally), nothing swept."""
+        if self.local:
             folder = f"{TMP_PREFIX}{key}-{writer_suffix()}"
             os.makedirs(self._p(folder))
             with open(self._p(folder, WRITER_FILE), "w") as f:
@@ -461,19 +494,24 @@ class ZarrDirectory(StorageFrontend):
         deleted (``.trash``).
         """
         self.check_writable()
+        return self._sweep(None if key is None else {key})
+
+    def _sweep(self, keys: set[str] | None) -> list[str]:
+        """:meth:`sweep` of the temporary folders of ``keys`` (None: all), from one
+        listing of the directory."""
         if not self.local or not os.path.isdir(self._fs_root):
             return []
         removed = []
-        for name in os.listdir(self._fs_root):
+        for name in self._listdir(self._fs_root):
             if not name.startswith(TMP_PREFIX):
                 continue
-            if key is not None and not name.startswith(f"{TMP_PREFIX}{key}-"):
+            if keys is not None and not _names_a_key(name, keys):
                 continue
             path = self._p(name)
             if name.endswith(TRASH_SUFFIX) or _writer_gone(path):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
-        if key is None:
+        if keys is None:
             for path in self._run_temporaries():
                 if _run_writer_gone(path):
                     with contextlib.suppress(OSError):
@@ -694,6 +732,18 @@ def _dumps(doc: dict, run_id: str) -> bytes:
             f"run document of {run_id!r} cannot be stored as JSON: {e}; give numbers, "
             "strings, lists and dicts"
         ) from None
+
+
+def _names_a_key(name: str, keys: set[str]) -> bool:
+    """Whether temporary folder ``name`` belongs to one of ``keys``: starts with
+    ``.tmp-<key>-`` (tried at each ``-`` of the name, a few, not once a key)."""
+    start = len(TMP_PREFIX)
+    at = name.find("-", start)
+    while at != -1:
+        if name[start:at] in keys:
+            return True
+        at = name.find("-", at + 1)
+    return False
 
 
 def _os_error(url: str, key: str, e: OSError):

@@ -18,6 +18,7 @@ from .errors import (
     LineageMismatch,
     PluginError,
     RunMetadataNotAvailable,
+    RunNotFound,
     SuperrunDefinitionError,
     WriteConflict,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Plugin",
     "PluginError",
     "RunMetadataNotAvailable",
+    "RunNotFound",
     "StorageFrontend",
     "StoredGroup",
     "StraxDirectory",

@@ -5,6 +5,7 @@ scheduler together. It holds no algorithm of its own."""
 from __future__ import annotations
 
 import copy
+import textwrap
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -14,12 +15,12 @@ from . import display, introspect, joined, settings, versions
 from .catalog import Catalog
 from .chunks import Chunk
 from .config import load_config
-from .errors import LineageMismatch
+from .errors import DataNotAvailable, LineageMismatch
 from .lineage import DataKey
-from .names import validate_superrun_name
+from .names import is_superrun_id, validate_superrun_name
 from .processing import make_runs
 from .registry import PluginRegistry
-from .requests import load_request
+from .requests import accepts_aliases, load_request
 from .resolver import Resolver
 from .scheduling import Scheduler
 from .storage import StorageList, normalize_compressor
@@ -29,6 +30,98 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["Context"]
+
+#: when a load makes data (the ``make`` keyword), said once for every load's docstring
+MAKE_RULE = (
+    "by default missing data of runs that exist (with a run document or any stored "
+    "data) is made and stored first; a run id with neither, in a storage that keeps run "
+    "documents of other runs, raises RunNotFound and nothing is written"
+)
+
+#: the keywords every load takes, documented once (numpydoc)
+LOAD_PARAMETERS = """\
+run_id_or_ids : str or list of str
+    A run id, a superrun id (``"_name"``, or ``"_name@N"`` for version N), or a list
+    of them (concatenated in order).
+targets : str or list of str
+    Data type(s), all of one data kind (merged column-wise).
+columns : list of str, optional
+    Load only these fields (plus ``time`` and the end fields), reading only their
+    columns. ``keep_columns=`` (strax's spelling) is accepted.
+time_range : (int, int), optional
+    ``(start, end)`` in ns since the epoch: rows with ``start <= time`` and
+    ``endtime <= end``; no chunk outside it is read.
+seconds_range : (float, float), optional
+    A time range in seconds since the run's start (one run id).
+time_within : numpy record or array, optional
+    A row or rows whose ``time`` and ``endtime`` (or ``length``, ``dt``) give the
+    time range.
+selection : str or list of str, optional
+    Keep the rows where the expression (``"area > 100 & channel < 3"``; a list is
+    AND-ed) is true; chunks whose stored minima/maxima cannot match are not read.
+    ``selection_str=`` (strax's spelling) is accepted.
+check_lineage : bool, default True
+    Compare the lineage stored with each run's data with the one requested (else
+    ``LineageMismatch``); False skips it. ``_check_lineage_per_run_id=`` is
+    accepted.
+version : int, optional
+    Load a superrun as version N defined it (IcechunkRepository only).
+combining : bool, default False
+    For plugins that allow superruns: concatenate the subruns' data instead of
+    computing over the join.
+make : bool or None, default None
+    Whether data that is not stored is made first. None: made for runs that exist
+    (a run document or stored data), RunNotFound for a run id nothing knows in a
+    storage with run documents; False: never (DataNotAvailable); True: always, even
+    for a new run id.
+progress : bool, optional
+    Show a progress bar while making or loading (stderr, on a terminal only);
+    default: the context option ``progress``. ``progress_bar=`` is accepted."""
+
+#: the errors every load may raise (numpydoc)
+LOAD_RAISES = """\
+RunNotFound
+    A run id with no run document and no stored data, in a storage that keeps run
+    documents of other runs (with ``make=None``); the closest known ids are named.
+DataNotAvailable
+    The storage location does not exist; or data is not stored and ``make=False``
+    (naming the lineages that are stored); or a data type nothing provides.
+RunMetadataNotAvailable
+    A superrun that is not defined.
+InvalidRequest
+    Targets of several data kinds, an unknown column or keyword, a bad time range or
+    selection, or ``version`` on a storage without versions.
+InvalidRunName
+    A run id that is not allowed.
+LineageMismatch
+    Stored data of another lineage (with ``check_lineage=True``)."""
+
+
+def _load_doc(func):
+    """Fill a load's docstring: ``{parameters}``, ``{raises}``, ``{make_rule}``."""
+    pad = " " * 8
+
+    def block(text: str) -> str:
+        return textwrap.indent(text, pad).lstrip()
+
+    func.__doc__ = func.__doc__.format(
+        parameters=block(LOAD_PARAMETERS), raises=block(LOAD_RAISES), make_rule=MAKE_RULE
+    )
+    return func
+
+
+def _load_kwargs(local: dict, *drop: str) -> dict:
+    """A load's keyword arguments from its ``locals()``."""
+    skip = {"self", "run_id_or_ids", "targets", "__class__", *drop}
+    return {k: v for k, v in local.items() if k not in skip}
+
+
+def _names(run_id_or_ids) -> list:
+    if isinstance(run_id_or_ids, str):
+        return [run_id_or_ids]
+    if isinstance(run_id_or_ids, (list, tuple)):
+        return [r for r in run_id_or_ids if isinstance(r, str)]
+    return []
 
 
 class Context:
@@ -76,7 +169,10 @@ class Context:
         self.context_config = settings.context_defaults()
         self._client = client
         self._scheduler_obj: Scheduler | None = None
-        self.set_context_config(context_config)
+        checked = settings.check_context_options(
+            context_config, also=("storage", "register", "config", "client")
+        )
+        self.set_context_config(checked)
         if register:
             self.register(register)
         if config:
@@ -148,6 +244,7 @@ class Context:
 
     def is_stored(self, run_id: str, data_type: str) -> bool:
         """Whether complete, committed data of exactly this lineage is stored."""
+        self._check_readable()
         try:
             return self._resolver.find(self.key_for(run_id, data_type)) is not None
         except LineageMismatch:
@@ -156,6 +253,7 @@ class Context:
     def get_metadata(self, run_id: str, data_type: str) -> dict:
         """The stored metadata of ``data_type`` of ``run_id``; never makes data
         (:class:`DataNotAvailable` if it is not stored)."""
+        self._check_readable()
         return introspect.metadata(self._resolver, self.key_for(run_id, data_type))
 
     # -- making -----------------------------------------------------------------------
@@ -165,9 +263,60 @@ class Context:
         size, progress = cfg["chunk_target_size_mb"], self._progress(progress)
         return make_runs(*services, requests, compressor, size, progress)
 
-    def make(self, run_id_or_ids, targets, progress=None, combining: bool = False) -> None:
-        """Make and store what is missing of ``targets`` (all runs in parallel); for a
-        superrun, its subruns' data (and with ``write_superruns``, the superrun too)."""
+    @accepts_aliases
+    def make(
+        self,
+        run_id_or_ids: str | list[str],
+        targets: str | list[str],
+        *,
+        progress: bool | None = None,
+        combining: bool = False,
+    ) -> None:
+        """Make and store what is missing of ``targets`` (all runs in parallel).
+
+        An explicit ``make`` always makes: also for a run id that has no run document
+        and no stored data (loads refuse such ids, see :meth:`get_array`). For a
+        superrun, its subruns' data is made; with the context option
+        ``write_superruns``, the superrun is persisted too.
+
+        Parameters
+        ----------
+        run_id_or_ids : str or list of str
+            Run id(s); superruns make their subruns' data.
+        targets : str or list of str
+            Data type(s) to make; their dependencies are made (and stored) as needed.
+        progress : bool, optional
+            Show a progress bar (on stderr, on a terminal); default: the context
+            option ``progress``. ``progress_bar=`` (strax's spelling) is accepted.
+        combining : bool, default False
+            For superruns of plugins that allow superruns: make the concatenation of
+            the subruns' data instead of the data computed over the join.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRunName
+            A run id that is not allowed.
+        DataNotAvailable
+            A data type no registered plugin provides.
+        RunMetadataNotAvailable
+            A superrun that is not defined.
+        PluginError
+            A plugin failed or returned data breaking its contract.
+
+        Examples
+        --------
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> st.make(["0", "1"], "peaks")
+        >>> st.is_stored("1", "peaks")
+        True
+        """
         targets = [targets] if isinstance(targets, str) else list(targets)
         requests, superruns = joined.make_requests(
             self._resolver, run_id_or_ids, targets, combining
@@ -180,6 +329,8 @@ class Context:
 
     # -- loading ----------------------------------------------------------------------
     def _load(self, run_id_or_ids, targets, kwargs):
+        make = kwargs.get("make")
+        self._check_readable(make is False or any(is_superrun_id(r) for r in _names(run_id_or_ids)))
         run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
         res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
         req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
@@ -187,46 +338,226 @@ class Context:
             introspect.check_columns(self._registry, targets, req.columns)
         return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req), req
 
+    def _check_readable(self, strict: bool = True) -> None:
+        """Refuse a storage location that does not exist (naming it) on a call that
+        reads it; ``strict=False`` (a load that may make data, of regular run ids) lets
+        a location that does not exist yet be created by the write that follows."""
+        try:
+            self._storage.check_readable()
+        except DataNotAvailable:
+            if strict:
+                raise
+
+    @accepts_aliases
+    @_load_doc
     def get_dataset(
-        self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
+        self,
+        run_id_or_ids: str | list[str],
+        targets: str | list[str],
+        *,
+        columns: list[str] | None = None,
+        time_range: tuple[int, int] | None = None,
+        seconds_range: tuple[float, float] | None = None,
+        time_within=None,
+        selection: str | list[str] | None = None,
+        check_lineage: bool = True,
+        version: int | None = None,
+        combining: bool = False,
+        make: bool | None = None,
+        progress: bool | None = None,
+        chunks: str | int = "auto",
     ) -> xr.Dataset:
-        """A **lazy** ``xarray.Dataset`` of ``targets`` (one data kind): one dask-backed
-        variable per field (titles as ``long_name``/``units``), the row dimension named
-        after the data kind, one dask block per stored chunk, and a ``subrun`` coordinate
-        indexing ``ds.attrs["subruns"]``. Only metadata is read.
+        """A **lazy** ``xarray.Dataset`` of ``targets`` (one data kind).
+
+        One dask-backed variable per field (field titles as ``long_name``/``units``),
+        the row dimension named after the data kind, and a ``subrun`` coordinate
+        indexing ``ds.attrs["subruns"]``. The rows are read only when computed; data that
+        is not stored is made first, as the ``make`` parameter says ({make_rule}).
+
+        Parameters
+        ----------
+        {parameters}
+        chunks : "auto", "stored" or int, default "auto"
+            The dask blocks: ``"auto"`` about dask's ``array.chunk-size`` of rows each,
+            across stored chunks and subruns; ``"stored"`` one block per stored chunk;
+            an int, rows per block.
+
+        Returns
+        -------
+        xarray.Dataset
+
+        Raises
+        ------
+        {raises}
 
         Examples
         --------
-        >>> ds = st.get_dataset("_kr_feb2019", "peaks")          # doctest: +SKIP
-        >>> ds.area.where(ds.subrun == 0).mean().compute()       # doctest: +SKIP
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> st.make(["0", "1"], "peaks")
+        >>> for run in ("0", "1"):
+        ...     st.write_run_metadata(run, {{"start": 0, "end": 10}})
+        >>> ds = st.get_dataset(["0", "1"], "peaks", columns=["area"])
+        >>> int(ds.sizes["peaks"]), float(ds.area.sum())
+        (200, 200.0)
         """
-        kwargs.update(columns=columns, time_range=time_range)
+        kwargs = _load_kwargs(locals(), "chunks")
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return joined.dataset(res, req.columns, run_id_or_ids)
+        return joined.dataset(res, req.columns, run_id_or_ids, chunks=chunks)
 
+    @accepts_aliases
+    @_load_doc
     def get_array(
-        self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
+        self,
+        run_id_or_ids: str | list[str],
+        targets: str | list[str],
+        *,
+        columns: list[str] | None = None,
+        time_range: tuple[int, int] | None = None,
+        seconds_range: tuple[float, float] | None = None,
+        time_within=None,
+        selection: str | list[str] | None = None,
+        check_lineage: bool = True,
+        version: int | None = None,
+        combining: bool = False,
+        make: bool | None = None,
+        progress: bool | None = None,
+        add_run_id_field: bool = True,
     ) -> np.ndarray:
-        """``targets`` of one or several runs as one numpy structured array: several run
-        ids concatenated in order with an extra ``run_id`` field; several targets of one
-        data kind merged column-wise. Takes strax's ``keep_columns``, ``seconds_range``,
-        ``time_within`` too."""
-        kwargs.update(columns=columns, time_range=time_range)
+        """``targets`` of one or several runs as one numpy structured array.
+
+        Several run ids are concatenated in order, with an extra ``run_id`` field;
+        several targets of one data kind are merged column-wise. Data that is not stored
+        is made (and stored) first, as the ``make`` parameter says ({make_rule}).
+
+        Parameters
+        ----------
+        {parameters}
+        add_run_id_field : bool, default True
+            With several run ids (a list), add the ``run_id`` field; False leaves it out.
+
+        Returns
+        -------
+        numpy.ndarray
+            A structured array, rows in time order (run by run).
+
+        Raises
+        ------
+        {raises}
+
+        Examples
+        --------
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> arr = st.get_array("0", "peaks", columns=["area"], time_range=(0, 5))
+        >>> len(arr), arr.dtype.names
+        (50, ('time', 'length', 'dt', 'area'))
+        """
+        kwargs = _load_kwargs(locals(), "add_run_id_field")
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        labels = not isinstance(run_id_or_ids, str)
+        labels = not isinstance(run_id_or_ids, str) and add_run_id_field
         return joined.array(self._scheduler, res, req.columns, labels, self._progress(req.progress))
 
-    def get_df(self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs):
-        """Like :meth:`get_array`, as a pandas DataFrame (multi-dimensional fields left out)."""
-        arr = self.get_array(run_id_or_ids, targets, columns, time_range, **kwargs)
+    @accepts_aliases
+    @_load_doc
+    def get_df(
+        self,
+        run_id_or_ids: str | list[str],
+        targets: str | list[str],
+        *,
+        columns: list[str] | None = None,
+        time_range: tuple[int, int] | None = None,
+        seconds_range: tuple[float, float] | None = None,
+        time_within=None,
+        selection: str | list[str] | None = None,
+        check_lineage: bool = True,
+        version: int | None = None,
+        combining: bool = False,
+        make: bool | None = None,
+        progress: bool | None = None,
+        add_run_id_field: bool = True,
+    ) -> pd.DataFrame:
+        """Like :meth:`get_array`, as a pandas DataFrame (multi-dimensional fields such
+        as waveforms are left out). Data that is not stored is made first, as the
+        ``make`` parameter says ({make_rule}).
+
+        Parameters
+        ----------
+        {parameters}
+        add_run_id_field : bool, default True
+            With several run ids (a list), add the ``run_id`` column; False leaves it out.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        {raises}
+
+        Examples
+        --------
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> st.get_df("0", "peaks", selection="channel < 3").shape
+        (30, 6)
+        """
+        arr = self.get_array(run_id_or_ids, targets, **_load_kwargs(locals()))
         return pd.DataFrame({n: arr[n] for n in arr.dtype.names if arr[n].ndim == 1})
 
+    @accepts_aliases
+    @_load_doc
     def get_iter(
-        self, run_id_or_ids, targets, columns=None, time_range=None, **kwargs
+        self,
+        run_id_or_ids: str | list[str],
+        targets: str | list[str],
+        *,
+        columns: list[str] | None = None,
+        time_range: tuple[int, int] | None = None,
+        seconds_range: tuple[float, float] | None = None,
+        time_within=None,
+        selection: str | list[str] | None = None,
+        check_lineage: bool = True,
+        version: int | None = None,
+        combining: bool = False,
+        make: bool | None = None,
+        progress: bool | None = None,
     ) -> Iterator[Chunk]:
-        """Iterate over :class:`Chunk` s: one per stored chunk (cut to ranges)."""
-        kwargs.update(columns=columns, time_range=time_range)
-        res, req = self._load(run_id_or_ids, targets, kwargs)
+        """Iterate over :class:`Chunk` s of ``targets``: one per stored chunk (cut to the
+        time range and the superrun's ranges), in time order. Data that is not stored is
+        made first, when the iterator is created, as the ``make`` parameter says
+        ({make_rule}).
+
+        Parameters
+        ----------
+        {parameters}
+
+        Returns
+        -------
+        iterator of Chunk
+            Each with ``.data``, ``.start``, ``.end``, ``.run_id``, ``.subruns``,
+            ``.data_type``.
+
+        Raises
+        ------
+        {raises}
+
+        Examples
+        --------
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> [len(c.data) for c in st.get_iter("0", "peaks")][:3]
+        [10, 10, 10]
+        """
+        res, req = self._load(run_id_or_ids, targets, _load_kwargs(locals()))
         return joined.iter_chunks(self._scheduler, res, req.columns)
 
     # -- runs -------------------------------------------------------------------------
@@ -236,6 +567,7 @@ class Context:
 
     def run_metadata(self, run_id: str) -> dict:
         """The run document of ``run_id`` (superruns: as made by :meth:`define_run`)."""
+        self._check_readable()
         return self._catalog.run_metadata(run_id)
 
     def define_run(
@@ -252,48 +584,109 @@ class Context:
         >>> st.define_run("_kr_feb2019", ["0", "1", "2"])              # doctest: +SKIP
         >>> st.define_run("_middle", {"1": [(22, 26)]})                 # doctest: +SKIP
         """
+        self._check_readable()
         return self._catalog.define(name, data, from_run, overwrite)
 
     def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
         """Add subruns to superrun ``name`` (the forms of :meth:`define_run`; they must not
         overlap it); returns the new document. A persisted superrun keeps its stored
         chunks: the next :meth:`persist_superrun` appends only the new rows."""
+        self._check_readable()
         return self._catalog.extend(name, data, from_run)
 
     def superrun_versions(self, name: str) -> pd.DataFrame:
         """The versions of superrun ``name`` (IcechunkRepository): ``version, time,
         commit, subruns, livetime, stored``; load one with ``version=N`` or ``"name@N"``."""
+        self._check_readable()
         return versions.superrun_versions(self._resolver, name)
 
     def list_runs(self) -> list[str]:
         """Every run id with a run document, superruns included."""
+        self._check_readable()
         return self._catalog.list_runs()
 
     def select_runs(
         self, available=(), run_mode=None, include_tags=None, exclude_tags=None
     ) -> pd.DataFrame:
         """A DataFrame with one row per run (superruns included) and availability columns."""
+        self._check_readable()
         table = self._catalog.select_runs(run_mode, include_tags, exclude_tags)
         for dt in (available,) if isinstance(available, str) else available:
             table[f"{dt}_available"] = [self.is_stored(r, dt) for r in table["name"]]
         return table
 
+    @accepts_aliases
     def persist_superrun(
         self,
         name: str,
-        targets,
+        targets: str | list[str],
         chunk_target_size_mb: float | None = None,
+        *,
         progress: bool | None = None,
         overwrite: bool = False,
         make: bool = True,
         combining: bool = False,
     ) -> list[DataKey]:
-        """Rechunk superrun ``name``'s ``targets`` and store them as a run of their own;
-        returns the keys written. Several targets of one data kind share chunk boundaries.
-        ``overwrite=True`` replaces a stored copy (the old one goes only once the new one
-        is committed); ``make=False`` refuses missing subrun data instead of making it.
-        Refuses (``LineageMismatch``) subruns whose lineages differ."""
+        """Rechunk superrun ``name``'s ``targets`` and store them as a run of their own.
+
+        Several targets of one data kind share chunk boundaries. Later loads of the
+        superrun read that store alone. Streams: memory stays bounded by a few chunks
+        per worker.
+
+        Parameters
+        ----------
+        name : str
+            A defined superrun (``"_..."``).
+        targets : str or list of str
+            Data type(s) of one data kind.
+        chunk_target_size_mb : float, optional
+            Uncompressed MB (10^6 bytes) per stored chunk; default: the context option.
+        progress : bool, optional
+            Show a progress bar (stderr, on a terminal); default: the context option.
+            ``progress_bar=`` is accepted.
+        overwrite : bool, default False
+            Replace a stored copy; the old one goes only once the new one is committed.
+        make : bool, default True
+            Make missing subrun data first; False refuses (``DataNotAvailable`` naming
+            the lineages that are stored).
+        combining : bool, default False
+            For plugins that allow superruns: store the concatenation of the subruns'
+            data (under a key of its own) instead of the data computed over the join.
+
+        Returns
+        -------
+        list of DataKey
+            The keys written (or found stored).
+
+        Raises
+        ------
+        InvalidRunName
+            ``name`` is not a superrun name.
+        RunMetadataNotAvailable
+            The superrun is not defined.
+        LineageMismatch
+            Its subruns' lineages differ (one store, one lineage).
+        DataNotAvailable
+            Missing subrun data with ``make=False``.
+        InvalidRequest
+            Targets of several data kinds; a non-positive chunk size; a partly stored
+            superrun without ``overwrite``.
+
+        Examples
+        --------
+        >>> import tempfile, dastrax
+        >>> from dastrax.testutils import Records, Peaks
+        >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
+        ...                      progress=False)
+        >>> st.make(["0", "1"], "peaks")
+        >>> st.write_run_metadata("0", {"start": 0, "end": 10})
+        >>> st.write_run_metadata("1", {"start": 10, "end": 20})
+        >>> _ = st.define_run("_both", ["0", "1"])
+        >>> [str(k).split("-")[:2] for k in st.persist_superrun("_both", "peaks")]
+        [['_both', 'peaks']]
+        """
         validate_superrun_name(name)
+        self._check_readable()
         targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
         size = self.context_config["chunk_target_size_mb"]
         size = settings.check_context_options(

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import loader, persist
 from .chunks import Chunk, chunk_entry, endtime, merge_columns
-from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError
+from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError, advice
 from .lineage import DataKey, canonical, deterministic_hash
 from .loader import Piece, Resolved, Source, end_fields, group_of
 from .names import is_superrun_id, validate_run_id
@@ -423,8 +423,9 @@ def _check_stored_lineage(group, k: DataKey, check: bool) -> None:
     if check and canonical(group.meta.get("lineage")) != canonical(k.lineage):
         raise LineageMismatch(
             f"stored {k.data_type} of superrun {k.run_id!r} ({k}) was made with another "
-            "lineage than the one requested; persist it again with overwrite=True, or pass "
-            "check_lineage=False to load it anyway"
+            "lineage than the one requested; "
+            f"{advice('persist_again', run=k.run_id, data_type=k.data_type)}, or "
+            f"{advice('check_lineage')}"
         )
 
 
@@ -457,15 +458,21 @@ def iter_chunks(scheduler, res, columns=None):
         yield Chunk(data, s, e, res.work.name, data_type, subruns)
 
 
-def dataset(res, columns=None, run_id=None):
+def dataset(res, columns=None, run_id=None, chunks="auto"):
     """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
     blocks compute the join's chunks. Row counts come from the bases' metadata where a
     target has a base's data kind (types of one kind share rows) and no time range cuts;
-    otherwise a counting pass computes them first (the data itself stays lazy)."""
+    otherwise a counting pass computes them first (the data itself stays lazy).
+    ``chunks`` (``"auto"``, ``"stored"`` or rows per block) is checked here; the blocks
+    are sized by the loader."""
     import dask.array as da
     import xarray as xr
     from dask.highlevelgraph import HighLevelGraph
 
+    if not (chunks in ("auto", "stored") or (isinstance(chunks, int) and chunks > 0)):
+        raise InvalidRequest(
+            f"chunks must be 'auto', 'stored' or a positive number of rows: got {chunks!r}"
+        )
     if isinstance(res, Resolved):
         return loader.dataset(res, columns, run_id)
     work = res.work

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .chunks import endtime
-from .errors import ConfigError, RunMetadataNotAvailable
+from .errors import ConfigError, RunMetadataNotAvailable, advice
 
 __all__ = ["Option", "Plugin", "endtime"]
 
@@ -30,7 +30,8 @@ class Option:
     track
         Whether the value is part of the lineage (and so of the storage key).
     type
-        A type (or tuple of types) the value must have.
+        A type (or tuple of types) the value must have. Without it, an option whose
+        default is a number takes only numbers (``int`` or ``float``).
     help
         What the option does.
 
@@ -82,20 +83,30 @@ class Option:
         else:
             raise ConfigError(
                 f"option {self.name!r} of plugin {plugin} has no default: "
-                f"set it with st.set_config({{{self.name!r}: ...}})"
+                f"{advice('set_option', name=self.name)}"
             )
         return self.check(value, plugin)
 
     def check(self, value, plugin: str = ""):
         """``value`` if it has the option's ``type`` (numpy integers count as ``int``,
         numpy floats as ``float``), else :class:`ConfigError`."""
-        if self.type is None or _has_type(value, self.type):
+        expected = self.type if self.type is not None else _type_of_default(self.default)
+        if expected is None or _has_type(value, expected):
             return value
         of = f" of plugin {plugin}" if plugin else ""
         raise ConfigError(
-            f"option {self.name!r}{of} must be of type {_type_name(self.type)}: got {value!r} "
+            f"option {self.name!r}{of} must be of type {_type_name(expected)}: got {value!r} "
             f"({type(value).__name__})"
         )
+
+
+def _type_of_default(default):
+    """The types an option without ``type`` takes: numbers, if its default is one."""
+    import numbers
+
+    if isinstance(default, numbers.Real) and not isinstance(default, bool):
+        return (int, float)
+    return None
 
 
 def _has_type(value, types) -> bool:

@@ -243,7 +243,7 @@ def select_table(
                 "mode": _join(doc.get("mode")),
                 "source": _join(doc.get("source")),
                 "tags": _join(doc.get("tags")),
-                "livetime": pd.Timedelta(float(doc["livetime"]), unit="s"),
+                "livetime": float(doc["livetime"]),  # seconds, as everywhere
                 "start": pd.Timestamp(int(doc["start"]), unit="ns", tz="UTC"),
                 "end": pd.Timestamp(int(doc["end"]), unit="ns", tz="UTC"),
             }

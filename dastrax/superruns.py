@@ -530,7 +530,9 @@ def superrun_document(
         for t in _as_list(doc.get("tags")):
             if t not in tags:
                 tags.append(t)
-        comments.extend(_as_list(doc.get("comments")))
+        for c in _as_list(doc.get("comments")):
+            if c not in comments:  # merged like tags: each once, in order
+                comments.append(c)
     ordered = dict(sorted(spec.items(), key=lambda kv: _start(kv, run_doc)))
     windowed = {r: as_windows(v) for r, v in ordered.items() if not isinstance(v, str)}
     total = sum(len(v) for v in windowed.values())

@@ -331,5 +331,19 @@ class StorageFrontend(abc.ABC):
         """Raise :class:`DataNotAvailable` naming the URL if the location does not exist
         (read commands on a storage location that does not exist fail)."""
 
+    def check_readable(self) -> None:
+        """Raise :class:`DataNotAvailable` naming the URL if a read here can find nothing
+        because the location does not exist (the check every reading call of a
+        :class:`~dastrax.Context` makes; it never creates the location). The default is
+        :meth:`check_exists`; object stores, where an empty prefix is no different from
+        one not yet written, override it to check only what can be missing (a bucket).
+
+        Raises
+        ------
+        DataNotAvailable
+            The location does not exist.
+        """
+        self.check_exists()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, readonly={self.readonly})"

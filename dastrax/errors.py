@@ -128,8 +128,8 @@ ADVICE: dict[str, tuple[str, str | dict[str | None, str]]] = {
         "give the options they were made with, e.g. --set OPTION=VALUE",
     ),
     "set_option": (
-        "set it with st.set_config({{{name!r}: ...}})",
-        "set it with --set {name}=VALUE",
+        "set it with st.set_config({{{option!r}: ...}})",
+        "set it with --set {option}=VALUE",
     ),
     "check_lineage": (
         "pass check_lineage=False to load it anyway",

@@ -83,7 +83,7 @@ class Option:
         else:
             raise ConfigError(
                 f"option {self.name!r} of plugin {plugin} has no default: "
-                f"{advice('set_option', name=self.name)}"
+                f"{advice('set_option', option=self.name)}"
             )
         return self.check(value, plugin)
 

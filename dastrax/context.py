@@ -180,9 +180,33 @@ class Context:
 
     @classmethod
     def from_config(cls, path: str | None = None, **overrides) -> Context:
-        """A context from a TOML configuration file (see ``conf/dastrax.toml``); ``path``
-        defaults to ``$DASTRAX_CONFIG``, then the packaged defaults; keyword arguments
-        override the file (``storage=...``, ``scheduler=...``)."""
+        """A context from a TOML configuration file (see ``conf/dastrax.toml``).
+
+        Parameters
+        ----------
+        path : str, optional
+            The file; default ``$DASTRAX_CONFIG``, else the packaged defaults.
+        **overrides
+            Settings that override the file (``storage=...``, ``scheduler=...``,
+            ``config={...}``; ``client=`` a ``distributed.Client``).
+
+        Returns
+        -------
+        Context
+
+        Raises
+        ------
+        ConfigError
+            A file that does not exist or cannot be read, an unknown key, an invalid value,
+            a plugin that cannot be imported, or a plugin option (``[config]``) that no
+            registered plugin has.
+
+        Examples
+        --------
+        >>> st = dastrax.Context.from_config(storage=str(tmp / "from_config"), progress=False)
+        >>> sorted(st.show_config()["option"])[:3]
+        ['bonus_area', 'chunk_ns', 'n_channels']
+        """
         client = overrides.pop("client", None)
         return cls(**load_config(path, **overrides).context_kwargs(client))
 
@@ -198,15 +222,92 @@ class Context:
         return self._registry.config
 
     def register(self, plugin_cls) -> None:
-        """Register a plugin class, or a list of them."""
+        """Register a plugin class, or a list of them.
+
+        Parameters
+        ----------
+        plugin_cls : type or list of type
+            :class:`dastrax.Plugin` subclasses; a later one providing the same data type
+            replaces the earlier.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        PluginError
+            Not a plugin class, or a plugin breaking its contract (no ``provides``,
+            dependencies that make a cycle...).
+
+        Examples
+        --------
+        >>> from dastrax.testutils import PeakClassification
+        >>> st.register(PeakClassification)
+        >>> "peak_classification" in st.search_field("type")["data_type"].tolist()
+        True
+        """
         self._registry.register(plugin_cls)
 
     def set_config(self, config: dict) -> None:
-        """Update plugin option values (checked against the options' types now)."""
+        """Update plugin option values.
+
+        Each value is checked against the ``type`` of every registered option of that name
+        now (an option without ``type`` whose default is a number takes only numbers). A key
+        that is no option of any registered plugin is kept but warns
+        (:class:`~dastrax.errors.UnknownConfigWarning`, pointing at the caller's line, naming
+        the closest option); in configuration files and on the command line it is an error.
+
+        Parameters
+        ----------
+        config : dict
+            ``{option name: value}``.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ConfigError
+            ``config`` is not a dict, or a value has the wrong type.
+
+        Examples
+        --------
+        >>> st.set_config({"bonus_area": 2})
+        >>> float(st.get_array("0", "peaks", make=True)["area"][0])
+        3.0
+        >>> st.set_config({"bonus_area": 0})
+        """
         self._registry.set_config(config)
 
     def set_context_config(self, context_config: dict) -> None:
-        """Update context options (see the class docstring); each is validated."""
+        """Update context options (see the class docstring); each is validated.
+
+        Parameters
+        ----------
+        context_config : dict
+            ``{option: value}``: ``write_superruns``, ``use_per_run_defaults``,
+            ``chunk_target_size_mb``, ``allow_incomplete``, ``progress``, ``compressor``,
+            ``scheduler``.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ConfigError
+            An unknown option (naming the closest) or a bad scheduler.
+        InvalidRequest
+            A value that makes no sense (e.g. a non-positive chunk size).
+
+        Examples
+        --------
+        >>> st.set_context_config({"chunk_target_size_mb": 50})
+        >>> st.context_config["chunk_target_size_mb"]
+        50
+        """
         checked = settings.check_context_options(context_config)
         self.context_config.update(checked)
         self._registry.use_per_run_defaults = bool(self.context_config["use_per_run_defaults"])
@@ -214,7 +315,31 @@ class Context:
             self._scheduler_obj = None
 
     def new_context(self, **context_config) -> Context:
-        """A copy of this context with some context options changed."""
+        """A copy of this context with some context options changed (same storage, plugins
+        and plugin options; this context is not changed).
+
+        Parameters
+        ----------
+        **context_config
+            Context options, as for :meth:`set_context_config`.
+
+        Returns
+        -------
+        Context
+
+        Raises
+        ------
+        ConfigError
+            An unknown option or a bad scheduler.
+        InvalidRequest
+            A value that makes no sense.
+
+        Examples
+        --------
+        >>> writing = st.new_context(write_superruns=True)
+        >>> writing.context_config["write_superruns"], st.context_config["write_superruns"]
+        (True, False)
+        """
         new = copy.copy(self)
         new._registry = copy.deepcopy(self._registry)
         new._resolver = Resolver(new._registry, new._storage, new._catalog, new._make)
@@ -239,11 +364,64 @@ class Context:
 
     # -- keys -------------------------------------------------------------------------
     def key_for(self, run_id: str, data_type: str) -> DataKey:
-        """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``."""
+        """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        data_type : str
+            A registered data type (or one stored with its lineage).
+
+        Returns
+        -------
+        DataKey
+            ``str(key)``, ``.lineage`` (dict) and ``.lineage_hash`` (10 characters).
+
+        Raises
+        ------
+        InvalidRunName
+            A run id that is not allowed.
+        DataNotAvailable
+            A data type that no registered plugin provides and that is not stored.
+        RunMetadataNotAvailable
+            A superrun that is not defined.
+
+        Examples
+        --------
+        >>> key = st.key_for("0", "peaks")
+        >>> str(key).startswith("0-peaks-"), len(key.lineage_hash)
+        (True, 10)
+        """
         return joined.key(self._resolver, run_id, data_type)
 
     def is_stored(self, run_id: str, data_type: str) -> bool:
-        """Whether complete, committed data of exactly this lineage is stored."""
+        """Whether complete, committed data of exactly this lineage is stored. Never makes
+        data; False where the storage does not exist (yet).
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        data_type : str
+            The data type.
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        InvalidRunName
+            A run id that is not allowed.
+        DataNotAvailable
+            A data type that no registered plugin provides and that is not stored.
+
+        Examples
+        --------
+        >>> st.is_stored("0", "peaks"), st.is_stored("7", "peaks")
+        (True, False)
+        """
         self._check_readable(strict=False)  # (nothing is stored where nothing is)
         try:
             return self._resolver.find(self.key_for(run_id, data_type)) is not None
@@ -251,8 +429,35 @@ class Context:
             return False
 
     def get_metadata(self, run_id: str, data_type: str) -> dict:
-        """The stored metadata of ``data_type`` of ``run_id``; never makes data
-        (:class:`DataNotAvailable` if it is not stored)."""
+        """The stored metadata of ``data_type`` of ``run_id``; never makes data.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        data_type : str
+            The data type.
+
+        Returns
+        -------
+        dict
+            ``key, data_type, data_kind, dtype, lineage, lineage_hash, compressor,
+            chunk_target_size_mb, chunks`` (each chunk: ``chunk_i, start, end, n,
+            first_time, last_endtime, nbytes, run_id, subruns``).
+
+        Raises
+        ------
+        DataNotAvailable
+            The data is not stored, or the storage does not exist.
+        InvalidRunName
+            A run id that is not allowed.
+
+        Examples
+        --------
+        >>> meta = st.get_metadata("0", "peaks")
+        >>> meta["data_kind"], sum(c["n"] for c in meta["chunks"])
+        ('peaks', 100)
+        """
         self._check_readable()
         return introspect.metadata(self._resolver, self.key_for(run_id, data_type))
 
@@ -506,7 +711,7 @@ class Context:
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.get_df("0", "peaks", selection="channel < 3").shape
-        (30, 6)
+        (30, 5)
         """
         arr = self.get_array(run_id_or_ids, targets, **_load_kwargs(locals()))
         return pd.DataFrame({n: arr[n] for n in arr.dtype.names if arr[n].ndim == 1})
@@ -562,11 +767,68 @@ class Context:
 
     # -- runs -------------------------------------------------------------------------
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
-        """Write the run document of regular run ``run_id`` (``start``/``end`` required)."""
+        """Write the run document of regular run ``run_id`` (replacing one stored).
+
+        Parameters
+        ----------
+        run_id : str
+            A regular run id (superrun documents come from :meth:`define_run`).
+        doc : dict
+            ``start`` and ``end`` (ns since the epoch as ints, or datetimes; naive ones are
+            UTC) and any other fields: ``livetime`` (s; default end - start), ``mode``,
+            ``source``, ``tags``, ``comments``...
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRunName
+            A run id that is not allowed, or a superrun id.
+        RunMetadataNotAvailable
+            A document without ``start``/``end``, or with times that are no times.
+        InvalidRequest
+            No writable storage keeps run documents.
+
+        Examples
+        --------
+        >>> st.write_run_metadata("3", {"start": 60, "end": 70, "mode": "kr83m"})
+        >>> st.run_metadata("3")["livetime"]
+        1e-08
+        """
         self._catalog.write_run_metadata(run_id, doc)
 
     def run_metadata(self, run_id: str) -> dict:
-        """The run document of ``run_id`` (superruns: as made by :meth:`define_run`)."""
+        """The run document of ``run_id`` (superruns: as made by :meth:`define_run`).
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+
+        Returns
+        -------
+        dict
+            ``name``, ``start`` and ``end`` (int ns since the epoch), ``livetime`` (float
+            seconds), ``mode``, ``source``, ``tags``, ``comments``, the document's other
+            fields; superruns add ``sub_run_spec``.
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            No run document (a superrun that is not defined).
+        DataNotAvailable
+            The storage does not exist.
+        InvalidRunName
+            A run id that is not allowed.
+
+        Examples
+        --------
+        >>> doc = st.run_metadata("1")
+        >>> doc["start"], doc["end"], doc["livetime"]
+        (20, 30, 1e-08)
+        """
         self._check_readable()
         return self._catalog.run_metadata(run_id)
 
@@ -575,40 +837,180 @@ class Context:
     ) -> dict:
         """Define superrun ``name`` from runs, time ranges, or rows; return its document.
 
-        ``data`` is a list of run ids; a dict ``{run_id: "all" or [(start, end), ...]}``;
-        or a record array / DataFrame with ``time`` and ``endtime`` (or ``length``, ``dt``)
-        and ``run_id`` (or ``from_run=``), whose intervals make the superrun.
+        The same spec again is a no-op; a different one needs ``overwrite=True``.
+        Subruns may be superruns (flattened); the same stretch of data may not appear
+        twice.
+
+        Parameters
+        ----------
+        name : str
+            The superrun's name; it must start with ``_``.
+        data : list, dict, numpy record array or pandas.DataFrame
+            A list of run ids (each whole); a dict ``{run_id: "all" or [(start, end),
+            ...]}`` of ns time ranges; or rows with ``time`` and ``endtime`` (or
+            ``length``, ``dt``) and ``run_id`` (or ``from_run=``), whose intervals make
+            the superrun (minimum bias).
+        from_run : str, optional
+            The run all rows come from, when they have no ``run_id``.
+        overwrite : bool, default False
+            Redefine an existing superrun with another spec (deleting its stored data).
+
+        Returns
+        -------
+        dict
+            The superrun's run document (``start``, ``end``, ``livetime`` = the sum of
+            its ranges' durations, merged ``mode``/``source``/``tags``/``comments``,
+            ``sub_run_spec``).
+
+        Raises
+        ------
+        InvalidRunName
+            A name without the leading ``_``, or a bad run id.
+        RunMetadataNotAvailable
+            A subrun without a run document.
+        SuperrunDefinitionError
+            Overlapping ranges, ranges outside a subrun, a cycle, or another spec without
+            ``overwrite=True``.
+        DataNotAvailable
+            The storage does not exist.
 
         Examples
         --------
-        >>> st.define_run("_kr_feb2019", ["0", "1", "2"])              # doctest: +SKIP
-        >>> st.define_run("_middle", {"1": [(22, 26)]})                 # doctest: +SKIP
+        >>> st.define_run("_first_two", ["0", "1"])["livetime"]
+        2e-08
+        >>> st.define_run("_middle", {"1": [(22, 26)]})["livetime"]
+        4e-09
         """
         self._check_readable()
         return self._catalog.define(name, data, from_run, overwrite)
 
     def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
-        """Add subruns to superrun ``name`` (the forms of :meth:`define_run`; they must not
-        overlap it); returns the new document. A persisted superrun keeps its stored
-        chunks: the next :meth:`persist_superrun` appends only the new rows."""
+        """Add subruns to superrun ``name``; returns the new document.
+
+        A persisted superrun keeps its stored chunks: the next :meth:`persist_superrun`
+        appends only the new rows. On an IcechunkRepository it is a new version.
+
+        Parameters
+        ----------
+        name : str
+            A defined superrun.
+        data : list, dict, numpy record array or pandas.DataFrame
+            The new subruns, in the forms of :meth:`define_run`; they must not overlap the
+            superrun.
+        from_run : str, optional
+            The run all rows come from, when they have no ``run_id``.
+
+        Returns
+        -------
+        dict
+            The extended superrun's run document.
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            The superrun is not defined, or a new subrun has no run document.
+        SuperrunDefinitionError
+            A new subrun overlaps the superrun.
+        DataNotAvailable
+            The storage does not exist.
+
+        Examples
+        --------
+        >>> _ = st.define_run("_growing", ["0"])
+        >>> sorted(st.extend_superrun("_growing", ["2"])["sub_run_spec"])
+        ['0', '2']
+        """
         self._check_readable()
         return self._catalog.extend(name, data, from_run)
 
     def superrun_versions(self, name: str) -> pd.DataFrame:
-        """The versions of superrun ``name`` (IcechunkRepository): ``version, time,
-        commit, subruns, livetime, stored``; load one with ``version=N`` or ``"name@N"``."""
+        """The versions of superrun ``name``: every definition, redefinition and extension
+        (IcechunkRepository); load one with ``version=N`` or ``"name@N"``.
+
+        Parameters
+        ----------
+        name : str
+            A superrun.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``version, time, commit, subruns, livetime, stored``.
+
+        Raises
+        ------
+        InvalidRequest
+            The storage keeps no versions (not an IcechunkRepository).
+        RunMetadataNotAvailable
+            The superrun was never defined.
+        DataNotAvailable
+            The storage does not exist.
+
+        Examples
+        --------
+        >>> st.superrun_versions("_first_two")  # a ZarrDirectory keeps no versions
+        Traceback (most recent call last):
+        ...
+        dastrax.errors.InvalidRequest: ...
+        """
         self._check_readable()
         return versions.superrun_versions(self._resolver, name)
 
     def list_runs(self) -> list[str]:
-        """Every run id with a run document, superruns included."""
+        """Every run id with a run document, superruns included.
+
+        Returns
+        -------
+        list of str
+
+        Raises
+        ------
+        DataNotAvailable
+            The storage does not exist.
+
+        Examples
+        --------
+        >>> st.list_runs()[:3]
+        ['0', '1', '2']
+        """
         self._check_readable()
         return self._catalog.list_runs()
 
     def select_runs(
         self, available=(), run_mode=None, include_tags=None, exclude_tags=None
     ) -> pd.DataFrame:
-        """A DataFrame with one row per run (superruns included) and availability columns."""
+        """A table of the runs: one row per run document, superruns included.
+
+        Parameters
+        ----------
+        available : str or sequence of str, optional
+            Data types: adds a ``<type>_available`` column, true where the data of the
+            current lineage is stored.
+        run_mode : str, optional
+            Only runs of this mode (glob pattern).
+        include_tags : str or list of str, optional
+            Only runs with one of these tags (glob patterns).
+        exclude_tags : str or list of str, optional
+            Leave out runs with one of these tags.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``name, number, mode, source, tags, livetime`` (float seconds), ``start`` and
+            ``end`` (UTC timestamps), and the availability columns.
+
+        Raises
+        ------
+        DataNotAvailable
+            The storage does not exist.
+
+        Examples
+        --------
+        >>> table = st.select_runs(available="peaks")
+        >>> row = table.set_index("name").loc["0"]
+        >>> float(row["livetime"]), bool(row["peaks_available"])
+        (1e-08, True)
+        """
         self._check_readable()
         table = self._catalog.select_runs(run_mode, include_tags, exclude_tags)
         for dt in (available,) if isinstance(available, str) else available:
@@ -703,24 +1105,128 @@ class Context:
 
     # -- strax's introspection --------------------------------------------------------
     def check_superrun(self) -> list[tuple[str, str]]:
-        """``(data_type, allowing dependency)`` pairs refused for superruns (joined.conflicts)."""
+        """Data types that cannot be asked for a superrun without ``combining=True``: their
+        plugin does not allow superruns but depends on one that does.
+
+        Returns
+        -------
+        list of (str, str)
+            ``(data_type, allowing dependency)`` pairs.
+
+        Raises
+        ------
+        DataNotAvailable
+            A registered plugin depends on a data type nothing provides.
+
+        Examples
+        --------
+        >>> st.check_superrun()
+        []
+        """
         return joined.conflicts(self._registry)
 
     def show_config(self, data_type: str | None = None) -> pd.DataFrame:
-        """Options of the plugins (of ``data_type`` and its dependencies): option,
-        default, current value, applies_to, help."""
+        """The options of the registered plugins (of ``data_type`` and its dependencies).
+
+        Parameters
+        ----------
+        data_type : str, optional
+            Only the options that apply to this type; default all plugins.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``option, default, current, applies_to, help``.
+
+        Raises
+        ------
+        DataNotAvailable
+            A data type no registered plugin provides.
+
+        Examples
+        --------
+        >>> int(st.show_config("peaks").set_index("option").loc["bonus_area", "default"])
+        0
+        """
         return introspect.show_config(self._registry, data_type)
 
     def search_field(self, pattern: str) -> pd.DataFrame:
-        """Fields of registered data types whose name matches ``pattern`` (glob)."""
+        """Fields of the registered data types whose name matches ``pattern``.
+
+        Parameters
+        ----------
+        pattern : str
+            A glob pattern (``"area*"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``field, data_type`` and the fields' ``Data type`` and ``Comment``.
+
+        Raises
+        ------
+        DataNotAvailable
+            A registered plugin depends on a data type nothing provides.
+
+        Examples
+        --------
+        >>> st.search_field("area*")["field"].tolist()
+        ['area', 'area_per_channel']
+        """
         return introspect.search_field(self._registry, pattern)
 
     def data_info(self, data_type: str) -> pd.DataFrame:
-        """The fields of ``data_type``: name, data type, comment (its title)."""
+        """The fields of ``data_type``.
+
+        Parameters
+        ----------
+        data_type : str
+            A registered data type.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``Field name, Data type, Comment`` (the field's title), as strax's.
+
+        Raises
+        ------
+        DataNotAvailable
+            A data type no registered plugin provides.
+
+        Examples
+        --------
+        >>> st.data_info("peaks")["Field name"].tolist()[:3]
+        ['time', 'length', 'dt']
+        """
         return introspect.data_info(self._registry, data_type)
 
     def lineage(self, run_id: str, data_type: str) -> dict:
-        """The lineage of ``data_type`` of ``run_id``."""
+        """The lineage of ``data_type`` of ``run_id``: ``{data_type: (plugin class name,
+        version, {tracked option: value})}`` over the type and its dependencies.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        data_type : str
+            The data type.
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        InvalidRunName
+            A run id that is not allowed.
+        DataNotAvailable
+            A data type no registered plugin provides and that is not stored.
+
+        Examples
+        --------
+        >>> sorted(st.lineage("0", "peaks"))
+        ['peaks', 'records']
+        """
         return self.key_for(run_id, data_type).lineage
 
     # -- display ----------------------------------------------------------------------
@@ -731,9 +1237,54 @@ class Context:
         return display.context_html(self)
 
     def superrun_summary(self, name: str) -> pd.DataFrame:
-        """A table of superrun ``name``'s flattened subruns: ranges and livetime."""
+        """A table of superrun ``name``'s flattened subruns.
+
+        Parameters
+        ----------
+        name : str
+            A defined superrun.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``run_id, whole, n_ranges, ranges, start, end, livetime`` (seconds); the total
+            livetime in ``.attrs["livetime"]``.
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            The superrun is not defined.
+
+        Examples
+        --------
+        >>> st.superrun_summary("_first_two")["run_id"].tolist()
+        ['0', '1']
+        """
         return display.superrun_table(self, name)
 
     def show_superrun(self, name: str, targets=()):
-        """An HTML view of a superrun for notebooks (subruns, ranges, what is stored)."""
+        """A view of a superrun for notebooks: its subruns, ranges and what is stored (HTML in
+        Jupyter, text elsewhere).
+
+        Parameters
+        ----------
+        name : str
+            A defined superrun.
+        targets : sequence of str, optional
+            Data types whose stored state to show.
+
+        Returns
+        -------
+        SuperrunView
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            The superrun is not defined.
+
+        Examples
+        --------
+        >>> print(repr(st.show_superrun("_first_two", ["peaks"])).splitlines()[0])
+        <superrun _first_two: 2 subruns, ... livetime 2e-08 s>
+        """
         return display.SuperrunView(self, name, targets)

@@ -136,6 +136,10 @@ ADVICE: dict[str, tuple[str, str | dict[str | None, str]]] = {
         "load it in Python with check_lineage=False to use it anyway",
     ),
     "register": ("register its plugin with st.register(...)", "register its plugin"),
+    "icechunk": (
+        "use an IcechunkRepository: storage=dastrax.IcechunkRepository(path)",
+        "use an IcechunkRepository: --storage icechunk://PATH",
+    ),
     "storage_missing": (
         "check the path (or bucket), or write data there first (e.g. st.make(...))",
         "check --storage (or the configuration's storage), or write data there first "

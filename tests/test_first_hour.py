@@ -296,3 +296,18 @@ def test_livetime_is_in_seconds_everywhere(three):
     assert table["livetime"].dtype == np.float64
     assert table.set_index("name").loc["_sr", "livetime"] == pytest.approx(20e-9)
     assert "livetime 2e-08 s" in repr(three.show_superrun("_sr"))
+
+
+def test_progress_bars_only_on_a_terminal(capsys):
+    """Redirected output (a pipe, a log file) gets no bar and no escape codes."""
+    import time
+
+    import dask
+
+    from dastrax.scheduling import Scheduler
+
+    (result,) = Scheduler("threads").compute(
+        dask.delayed(time.sleep)(1.2), progress=True, label="making peaks"
+    )
+    out, err = capsys.readouterr()
+    assert result is None and out == "" and err == ""

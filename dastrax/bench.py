@@ -169,7 +169,120 @@ def step_to_zarr(st, params):
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def _task_bound(ds) -> int:
+    """The most tasks issue 19 allows a lazy load's graph: (fields + 2) x
+    ceil(bytes / array.chunk-size) + 4 x fields + 64."""
+    import dask
+    from dask.utils import parse_bytes
+
+    fields = len(ds.data_vars)
+    nbytes = int(sum(v.nbytes for v in ds.data_vars.values()))
+    limit = parse_bytes(dask.config.get("array.chunk-size"))
+    return (fields + 2) * -(-nbytes // limit) + 4 * fields + 64
+
+
+def _warm_up() -> None:
+    """The imports a first reduction makes (dask's and xarray's reductions, flox), paid
+    before the clock starts: the steps time the work, not the imports."""
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {"a": ("x", da.ones(4, chunks=2))}, coords={"s": ("x", np.array([0, 0, 1, 1]))}
+    ).set_xindex("s")
+    ds.a.sum().compute()
+    ds.a.groupby("s").mean().compute()
+
+
+def step_sum(st, params, stored):
+    """``ds.area.sum()`` of the lazy superrun (the compute, after the open)."""
+    _warm_up()
+    t0 = time.perf_counter()
+    ds = st.get_dataset(SUPERRUN, TARGET)
+    opened = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    total = float(ds.area.sum().compute())
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "open_seconds": opened,
+        "sum": total,
+        "tasks": len(ds.__dask_graph__()),
+        "task_bound": _task_bound(ds),
+        "stored": stored,
+    }
+
+
+def step_cluster(st, params, stored):
+    """On a fresh 2-worker ``LocalCluster`` (processes): ``ds.area.sum()`` and the
+    per-subrun mean ``ds.area.groupby("subrun").mean()`` (labels not computed first),
+    checked against numpy's per-subrun means."""
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        cst = context(params, client=client)
+        _warm_up()
+        t0 = time.perf_counter()
+        ds = cst.get_dataset(SUPERRUN, TARGET)
+        opened = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        total = float(ds.area.sum().compute())
+        seconds = time.perf_counter() - t0
+        out = {"seconds": seconds, "open_seconds": opened, "sum": total, "stored": stored}
+        if not stored:
+            t0 = time.perf_counter()
+            means = ds.area.groupby("subrun").mean().compute()
+            out["groupby_seconds"] = time.perf_counter() - t0
+            area = ds.area.values.astype(np.float64)
+            codes = ds.subrun.values
+            want = np.bincount(codes, area) / np.bincount(codes)
+            got = means.values
+            out["groupby_equal"] = bool(
+                np.array_equal(means.subrun.values, np.arange(len(want)))
+                and np.allclose(got, want, rtol=1e-6)
+            )
+    return out
+
+
+#: steps of ``--scaling`` only
+SCALING_ONLY = {
+    "open_indexed",
+    "sum_unstored",
+    "sum_stored",
+    "area_unstored",
+    "area_stored",
+    "cluster_unstored",
+    "cluster_stored",
+    "load_big",
+}
+
+
+def step_load_big(st, params):
+    """All columns of the persisted superrun of 10 big subruns with the same bytes."""
+    big = dict(params, **_big_sizes(params), storage=params["storage"] + "-big")
+    return step_load(context(big), big, True)
+
+
+def _big_sizes(params) -> dict:
+    rows = params["subruns"] * params["chunks"] * params["rows_per_chunk"]
+    return {"subruns": 10, "chunks": 10, "rows_per_chunk": max(1, rows // 100)}
+
+
 STEPS = {
+    "sum_unstored": lambda st, p: step_sum(st, p, False),
+    "sum_stored": lambda st, p: step_sum(st, p, True),
+    "area_unstored": lambda st, p: step_load(st, p, False, ["area"]),
+    "area_stored": lambda st, p: step_load(st, p, True, ["area"]),
+    "cluster_unstored": lambda st, p: step_cluster(st, p, False),
+    "cluster_stored": lambda st, p: step_cluster(st, p, True),
+    "load_big": step_load_big,
     "open_unstored": lambda st, p: step_open(st, p, False),
     "open_indexed": lambda st, p: step_open(st, p, False),
     "load_unstored": lambda st, p: step_load(st, p, False),
@@ -354,10 +467,15 @@ def _machine() -> dict:
     }
 
 
-def run_scaling(base: dict, sizes, echo=print) -> dict:
-    """Make (in one call), open and persist superruns of N tiny subruns (TINY_CHUNKS
-    chunks, TINY_ROWS rows each)."""
+def run_scaling(base: dict, sizes, echo=print, cluster: bool = True) -> dict:
+    """Superruns of N tiny subruns (TINY_CHUNKS chunks, TINY_ROWS rows each), unstored
+    and persisted side by side, each step in a fresh process: make (in one call), the
+    first open with no cache of earlier opens, the lazy graph's size, ``get_array`` of
+    one column, ``ds.area.sum()`` on threads and on a 2-worker ``LocalCluster``, the
+    per-subrun mean there, persisting, and loading all columns of the persisted copy
+    next to a persisted superrun of 10 big subruns with the same bytes."""
     out = {}
+    cold = {openindex.INDEX_ENV: "0"}  # no cache of earlier opens
     for n in sizes:
         params = dict(
             base,
@@ -370,27 +488,22 @@ def run_scaling(base: dict, sizes, echo=print) -> dict:
         made = make_data(params, timings)
         # (0 when an earlier run made them: --storage kept)
         row = {"subruns": n, "make_seconds": timings.get("make", made)}
-        # the first open after a change resolves every subrun and writes the open index
-        # (into a folder of this run's own, so that it is the first), once the storage's
-        # stamp is old enough to be trusted; the second opens from the index
-        time.sleep(openindex.RACY_SECONDS + 0.5)
-        index = {openindex.INDEX_ENV: tempfile.mkdtemp(prefix="dastrax-bench-index-")}
-        try:
-            for name in ("open_unstored", "open_indexed", "persist", "open_stored", "load_stored"):
-                result = run_step(name, params, index)
-                row[name] = result
-                row[f"{name}_per_subrun_ms"] = result["seconds"] / n * 1e3
-        finally:
-            shutil.rmtree(index[openindex.INDEX_ENV], ignore_errors=True)
+        steps = ["open_unstored", "area_unstored", "sum_unstored"]
+        steps += ["cluster_unstored"] if cluster else []
+        steps += ["persist", "open_stored", "area_stored", "sum_stored"]
+        steps += ["cluster_stored"] if cluster else []
+        steps += ["load_stored"]
+        for name in steps:
+            result = run_step(name, params, cold)
+            row[name] = result
+            row[f"{name}_per_subrun_ms"] = result["seconds"] / n * 1e3
+            echo(f"  N={n:>6} {name:<17} {result['seconds']:8.3f} s")
+        big = dict(params, **_big_sizes(params), storage=params["storage"] + "-big")
+        make_data(big)
+        run_step("persist", big, cold)
+        row["load_big"] = run_step("load_big", params, cold)
+        echo(f"  N={n:>6} {'load_big':<17} {row['load_big']['seconds']:8.3f} s")
         out[str(n)] = row
-        echo(
-            f"  N={n:>6}: made in {row['make_seconds']:7.1f} s; "
-            f"open {row['open_unstored']['seconds']:7.3f} s "
-            f"(again, indexed: {row['open_indexed']['seconds']:.3f} s), "
-            f"persist {row['persist']['seconds']:7.2f} s "
-            f"({row['persist_per_subrun_ms']:.2f} ms/subrun), "
-            f"load stored {row['load_stored']['seconds']:6.3f} s"
-        )
     return out
 
 
@@ -443,45 +556,89 @@ def format_targets(report: dict) -> str:
     return "\n".join(lines)
 
 
-#: scaling targets: (step, subruns, at most seconds)
-SCALING_TARGETS = [
-    ("make_seconds", 1000, 22.0),
-    ("open_unstored", 10_000, None),
-    ("open_indexed", 10_000, 0.3),
+def _sec(row: dict, step: str, key: str = "seconds") -> float:
+    return float((row.get(step) or {}).get(key, float("nan")))
+
+
+def scaling_targets(row: dict, rows: dict) -> list[tuple[str, float, float, bool]]:
+    """Issue 19's targets for one size: ``(what, measured, at most, met)``."""
+    out = []
+    n = row["subruns"]
+    s = row.get("sum_unstored") or {}
+    if s:
+        out.append(
+            ("graph tasks / bound", s["tasks"], s["task_bound"], s["tasks"] <= s["task_bound"])
+        )
+    pairs = [
+        ("get_array(area): unstored / persisted", "area_unstored", "area_stored", 3.0),
+        ("ds.area.sum() threads / get_array(area)", "sum_unstored", "area_unstored", 1.5),
+        ("ds.area.sum() cluster: unstored / persisted", "cluster_unstored", "cluster_stored", 3.0),
+        ("load all columns: persisted / 10 big subruns", "load_stored", "load_big", 1.2),
+    ]
+    for label, a, b, limit in pairs:
+        if a in row and b in row:
+            ratio = _sec(row, a) / _sec(row, b)
+            out.append((label, ratio, limit, ratio <= limit))
+    c = row.get("cluster_unstored") or {}
+    if "groupby_seconds" in c:
+        ratio = c["groupby_seconds"] / c["seconds"]
+        out.append(("groupby('subrun').mean() / sum, cluster", ratio, 2.0, ratio <= 2.0))
+        out.append(
+            ("groupby means equal numpy's", float(c["groupby_equal"]), 1.0, c["groupby_equal"])
+        )
+    first = {5000: 0.25, 10_000: 0.5}.get(n)
+    if first is not None:
+        v = _sec(row, "open_unstored")
+        out.append(("first open, no cache (s)", v, first, v <= first))
+    small = rows.get(str(n // 10))
+    if small is not None and small.get("make_seconds"):
+        ratio = row["make_seconds"] / small["make_seconds"]
+        out.append((f"make {n} / make {n // 10}", ratio, 12.0, ratio <= 12.0))
+    return out
+
+
+SCALING_COLUMNS = [
+    ("first open", "open_unstored", "seconds"),
+    ("get_array(area)", "area_unstored", "seconds"),
+    ("sum, threads", "sum_unstored", "seconds"),
+    ("sum, cluster", "cluster_unstored", "seconds"),
+    ("groupby mean, cluster", "cluster_unstored", "groupby_seconds"),
+    ("persist", "persist", "seconds"),
+    ("open persisted", "open_stored", "seconds"),
+    ("get_array(area) persisted", "area_stored", "seconds"),
+    ("sum persisted, threads", "sum_stored", "seconds"),
+    ("sum persisted, cluster", "cluster_stored", "seconds"),
+    ("load all persisted", "load_stored", "seconds"),
+    ("load all, 10 big subruns", "load_big", "seconds"),
 ]
-SCALING_LABELS = {
-    "make_seconds": "make of",
-    "open_unstored": "first open (get_dataset, writes the open index) of",
-    "open_indexed": "open (get_dataset, from the open index) of",
-}
 
 
 def format_scaling(scaling: dict) -> str:
+    """The scaling rows side by side (seconds), then issue 19's targets per size."""
+    sizes = list(scaling)
     lines = [
-        "| subruns | make in one call (s) | first open (s) | open, indexed (s) | persist (s) | "
-        "persist per subrun (ms) | open stored (s) | load stored (s) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in scaling.values():
-        indexed = row.get("open_indexed", {}).get("seconds", float("nan"))
-        lines.append(
-            f"| {row['subruns']} | {row['make_seconds']:.1f} | "
-            f"{row['open_unstored']['seconds']:.3f} | {indexed:.3f} | "
-            f"{row['persist']['seconds']:.2f} | "
-            f"{row['persist_per_subrun_ms']:.2f} | {row['open_stored']['seconds']:.3f} | "
-            f"{row['load_stored']['seconds']:.3f} |"
+        "| step | " + " | ".join(f"{scaling[n]['subruns']} subruns" for n in sizes) + " |",
+        "| --- |" + " ---: |" * len(sizes),
+        "| make in one call | "
+        + " | ".join(f"{scaling[n]['make_seconds']:.1f}" for n in sizes)
+        + " |",
+        "| graph tasks (bound) | "
+        + " | ".join(
+            f"{_sec(scaling[n], 'sum_unstored', 'tasks'):.0f} "
+            f"({_sec(scaling[n], 'sum_unstored', 'task_bound'):.0f})"
+            for n in sizes
         )
+        + " |",
+    ]
+    for label, step, key in SCALING_COLUMNS:
+        cells = [_sec(scaling[n], step, key) for n in sizes]
+        lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     lines.append("")
-    for step, n, limit in SCALING_TARGETS:
-        row = scaling.get(str(n))
-        label = SCALING_LABELS[step]
-        target = "no target" if limit is None else f"target <= {limit} s"
-        if row is None:
-            lines.append(f"- {label} {n} tiny runs ({target}): not measured (--scaling-sizes)")
-            continue
-        value = row[step] if step == "make_seconds" else row[step]["seconds"]
-        mark = "" if limit is None else (" met" if value <= limit else " MISSED")
-        lines.append(f"- {label} {n} tiny runs: {value:.3f} s ({target}){mark}")
+    for n in sizes:
+        for what, value, limit, met in scaling_targets(scaling[n], scaling):
+            mark = "met" if met else "MISSED"
+            size = scaling[n]["subruns"]
+            lines.append(f"- {size} subruns: {what}: {value:.3g} (target <= {limit:g}) {mark}")
     return "\n".join(lines)
 
 
@@ -495,6 +652,12 @@ def format_scaling(scaling: dict) -> str:
 @click.option("--small", is_flag=True, help="a small, quick preset (for CI)")
 @click.option("--scaling", is_flag=True, help="time opening and persisting 100..10 000 subruns")
 @click.option("--scaling-sizes", default=None, help="comma-separated subrun counts for --scaling")
+@click.option(
+    "--cluster/--no-cluster",
+    default=True,
+    show_default=True,
+    help="--scaling: also time the lazy superrun on a 2-worker LocalCluster",
+)
 @click.option(
     "--minbias", is_flag=True, help="minimum-bias superruns and selections against the naive way"
 )
@@ -510,6 +673,7 @@ def bench_command(
     small,
     scaling,
     scaling_sizes,
+    cluster,
     minbias,
     extend_,
     repeat,
@@ -572,7 +736,7 @@ def bench_command(
             else:
                 ns = list(SMALL_SCALING_N if small else SCALING_N)
             click.echo(f"dastrax bench --scaling: superruns of {ns} subruns of {TINY_ROWS} rows")
-            table = run_scaling(params, ns, echo=click.echo)
+            table = run_scaling(params, ns, echo=click.echo, cluster=cluster)
             report = {"params": params, "machine": _machine(), "scaling": table}
             click.echo("")
             click.echo(format_scaling(table))

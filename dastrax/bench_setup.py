@@ -26,7 +26,7 @@ STEP_MARK = "DASTRAX-BENCH-STEP "
 
 FULL = {"subruns": 10, "chunks": 10, "rows_per_chunk": 20_000}
 SMALL = {"subruns": 3, "chunks": 4, "rows_per_chunk": 2_000}
-SCALING_N = (100, 1000, 10_000)
+SCALING_N = (1000, 5000, 10_000)
 SMALL_SCALING_N = (10, 100)
 
 
@@ -58,11 +58,14 @@ def plugin_config(chunks: int, rows_per_chunk: int) -> dict:
     }
 
 
-def context(params: dict):
-    """The bench's context on ``params["storage"]``."""
+def context(params: dict, client=None):
+    """The bench's context on ``params["storage"]`` (on ``client``'s cluster, if given)."""
     import dastrax
 
+    if client is not None:
+        params = {**params, "scheduler": "auto"}
     return dastrax.Context(
+        client=client,
         storage=params["storage"],
         register=[Records, Peaks],
         config={

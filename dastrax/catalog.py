@@ -161,9 +161,11 @@ class Catalog:
         if memo is not None and ("flat", run_id) in memo:
             return memo[("flat", run_id)]
         doc, _frontend = self._stored(run_id)
-        flat = superruns.flatten_arrays(
-            doc["sub_run_spec"], self._doc, (run_id,), read_attachment=self._attachment
-        )
+        flat = superruns.stored_flat(run_id, doc["sub_run_spec"], self._attachment)
+        if flat is None:
+            flat = superruns.flatten_arrays(
+                doc["sub_run_spec"], self._doc, (run_id,), read_attachment=self._attachment
+            )
         if memo is not None:
             memo[("flat", run_id)] = flat
         return flat

@@ -576,8 +576,10 @@ class Context:
 
         One dask-backed variable per field (field titles as ``long_name``/``units``),
         the row dimension named after the data kind, and a ``subrun`` coordinate
-        indexing ``ds.attrs["subruns"]``. The rows are read only when computed; data that
-        is not stored is made first, as the ``make`` parameter says ({make_rule}).
+        indexing ``ds.attrs["subruns"]`` (in memory and indexed: ``ds.groupby("subrun")``
+        groups lazily, ``ds.sel(subrun=k)`` gives subrun ``k``'s rows with their exact int64
+        times). The rows are read only when computed; data that is not stored is made
+        first, as the ``make`` parameter says ({make_rule}).
 
         Parameters
         ----------
@@ -585,7 +587,7 @@ class Context:
         chunks : "auto", "stored" or int, default "auto"
             The dask blocks: ``"auto"`` about dask's ``array.chunk-size`` of rows each,
             across stored chunks and subruns; ``"stored"`` one block per stored chunk;
-            an int, rows per block.
+            an int, rows per block; a size such as ``"64MiB"``.
 
         Returns
         -------
@@ -610,7 +612,7 @@ class Context:
         """
         kwargs = _load_kwargs(locals(), "chunks")
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return joined.dataset(res, req.columns, run_id_or_ids, chunks=chunks)
+        return joined.dataset(res, req.columns, run_id_or_ids, chunks)
 
     @accepts_aliases
     @_load_doc

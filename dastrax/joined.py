@@ -462,19 +462,13 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
     """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
     blocks compute the join's chunks. Row counts come from the bases' metadata where a
     target has a base's data kind (types of one kind share rows) and no time range cuts;
-    otherwise a counting pass computes them first (the data itself stays lazy).
-    ``chunks`` (``"auto"``, ``"stored"`` or rows per block) is checked here; the blocks
-    are sized by the loader."""
+    otherwise a counting pass computes them first (the data itself stays lazy)."""
     import dask.array as da
     import xarray as xr
     from dask.highlevelgraph import HighLevelGraph
 
-    if not (chunks in ("auto", "stored") or (isinstance(chunks, int) and chunks > 0)):
-        raise InvalidRequest(
-            f"chunks must be 'auto', 'stored' or a positive number of rows: got {chunks!r}"
-        )
     if isinstance(res, Resolved):
-        return loader.dataset(res, columns, run_id)
+        return loader.dataset(res, columns, run_id, chunks)
     work = res.work
     picked, tasks, dtype = res.tasks(columns)
     base = next((b for b in work.bases if work.kinds[b] == res.data_kind), None)
@@ -502,22 +496,14 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
         [np.full(n, work.chunks[j][0], np.int32) for j, n in zip(picked, counts)]
         or [np.zeros(0, np.int32)]
     )
-    coord = xr.Variable(
-        [kind],
-        da.from_array(subrun, chunks=(tuple(counts) or (0,),)),
-        attrs={"long_name": "index of the row's subrun in attrs['subruns']"},
-    )
-    return xr.Dataset(
-        data_vars,
-        coords={"subrun": coord},
-        attrs={
-            "run_id": run_id,
-            "data_types": res.targets,
-            "data_kind": kind,
-            "subruns": work.subruns,
-            "computed_over": "joined subruns",
-        },
-    )
+    attrs = {
+        "run_id": run_id,
+        "data_types": res.targets,
+        "data_kind": kind,
+        "subruns": work.subruns,
+        "computed_over": "joined subruns",
+    }
+    return loader.labelled(data_vars, subrun, work.subruns, attrs)
 
 
 def _n(piece) -> int:

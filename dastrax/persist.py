@@ -241,6 +241,7 @@ def _persist_superrun(
     typical = max((c["n"] for c in table), default=1)
     base_rows = zarr_chunk_rows(typical, row_bytes)
 
+    subrun_rows = _subrun_rows(base, targets[0], pieces, len(resolved.subruns))
     frontend = storage.writable()
     states = []
     try:
@@ -281,6 +282,7 @@ def _persist_superrun(
                 "chunk_target_size_mb": chunk_target_size_mb,
                 "subruns": resolved.subruns,
                 "sub_run_spec": flat_fingerprint(flat),
+                "subrun_rows": subrun_rows,
                 "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
             }
             app.with_rows(n).commit(meta)
@@ -370,6 +372,25 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
         if block:
             app.write_block(z0, z1, block)
     return r1 - r0
+
+
+def _subrun_rows(base, target: str, pieces: list[Piece], n_subruns: int) -> list[int] | None:
+    """The first row of each subrun in the stored superrun (its rows are in subrun
+    order): with it a load knows every row's subrun from metadata. None where an
+    extended copy's own table is missing (it is then read from the ``subrun`` column)."""
+    counts = np.zeros(n_subruns, np.int64)
+    for p in pieces:
+        if p.source.stored:
+            old = base[target].meta.get("subrun_rows") if base is not None else None
+            if old is None:
+                return None
+            old_n = np.diff(np.append(np.asarray(old, np.int64), p.n))
+            counts[: len(old_n)] += old_n
+        else:
+            counts[p.source.subrun] += p.n
+    starts = np.zeros(n_subruns, np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts.tolist()
 
 
 def _whole_source_chunk(parts, target: str, rows: int, z0: int, z1: int) -> int | None:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from dastrax.bench import STEPS, TINY_CHUNKS
+from dastrax.bench import SCALING_ONLY, STEPS, TINY_ROWS
 
 
 def _run(args, tmp_path):
@@ -31,7 +31,7 @@ def test_bench_small_reports_every_step(tmp_path):
     storage = tmp_path / "data"
     proc = _run(["--small", "--storage", str(storage), "--json", str(report_file)], tmp_path)
     report = json.loads(report_file.read_text())
-    assert set(report["steps"]) == set(STEPS) - {"open_indexed"}  # (a --scaling step)
+    assert set(report["steps"]) == set(STEPS) - SCALING_ONLY
     for name, step in report["steps"].items():
         _positive(step, name)
         assert step["samples"] and all(s > 0 for s in step["samples"])
@@ -40,7 +40,7 @@ def test_bench_small_reports_every_step(tmp_path):
     steps = report["steps"]
     assert steps["load_stored"]["rows"] == steps["load_unstored"]["rows"] == 3 * 4 * 2_000
     assert steps["load_two_columns"]["bytes"] < steps["load_stored"]["bytes"]
-    assert steps["open_unstored"]["blocks"] == 3 * 4
+    assert steps["open_unstored"]["blocks"] == 1  # 29 MB of rows: one block (by bytes)
     assert {t["target"] for t in report["targets"]} >= {"load stored", "persist"}
     for t in report["targets"]:
         assert "met" in t
@@ -53,20 +53,23 @@ def test_bench_small_reports_every_step(tmp_path):
 
 def test_bench_scaling_small(tmp_path):
     report_file = tmp_path / "scaling.json"
-    proc = _run(
-        ["--scaling", "--scaling-sizes", "3,6", "--json", str(report_file)],
-        tmp_path,
-    )
-    # the targets are named, unmeasured at these sizes
-    assert "make of 1000 tiny runs" in proc.stdout and "not measured" in proc.stdout
-    assert "open (get_dataset, from the open index) of 10000 tiny runs" in proc.stdout
+    args = ["--scaling", "--scaling-sizes", "3", "--no-cluster", "--json", str(report_file)]
+    proc = _run(args, tmp_path)
     scaling = json.loads(report_file.read_text())["scaling"]
-    assert set(scaling) == {"3", "6"}
-    for n, row in scaling.items():
-        assert row["subruns"] == int(n)
-        for name in ("open_unstored", "open_indexed", "persist", "open_stored", "load_stored"):
-            _positive(row[name], f"{n}: {name}")
-        assert row["open_unstored"]["blocks"] == TINY_CHUNKS * int(n)
-        assert row["open_indexed"]["blocks"] == TINY_CHUNKS * int(n)
-        assert row["make_seconds"] > 0
-        assert row["persist_per_subrun_ms"] > 0
+    assert set(scaling) == {"3"}
+    row = scaling["3"]
+    assert row["subruns"] == 3 and row["make_seconds"] > 0
+    for name in ("open_unstored", "persist", "open_stored", "load_stored", "load_big"):
+        _positive(row[name], name)
+    # one block for 3 tiny subruns (bytes, not stored chunks), and a graph within bounds
+    assert row["open_unstored"]["blocks"] == 1
+    assert row["sum_unstored"]["tasks"] <= row["sum_unstored"]["task_bound"]
+    # the same sums unstored and persisted (the cluster steps: test_cluster.py)
+    want = 3 * TINY_ROWS  # area is 1 a row
+    for name in ("sum_unstored", "sum_stored"):
+        assert row[name]["sum"] == want, name
+    assert row["area_unstored"]["rows"] == row["area_stored"]["rows"] == want
+    assert row["load_big"]["rows"] == row["load_stored"]["rows"] == want
+    # the table and the targets
+    assert "| sum, threads |" in proc.stdout and "load all, 10 big subruns" in proc.stdout
+    assert "graph tasks / bound" in proc.stdout

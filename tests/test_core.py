@@ -91,9 +91,12 @@ def test_dataset_is_lazy_one_block_per_chunk_and_reads_no_chunk_data(st, storage
     key = str(st.key_for("0", "peaks"))
     chunk_file = storage_dir / key / "area" / "c" / "0"
     chunk_file.write_bytes(b"garbage" * 10)  # damage one chunk: opening must not notice
-    ds = st.get_dataset("0", "peaks")
+    ds = st.get_dataset("0", "peaks", chunks="stored")
     assert ds.area.data.numblocks == (10,)
     assert ds.area.data.chunks == ((10,) * 10,)
+    # by default blocks follow bytes: 100 rows of 1.2 kB are one block, 30 rows a block
+    assert st.get_dataset("0", "peaks").area.data.chunks == ((100,),)
+    assert st.get_dataset("0", "peaks", chunks=30).area.data.chunks == ((30, 30, 30, 10),)
     assert ds.data.shape == (100, 200)
     assert ds.attrs["subruns"] == ["0"]
     assert list(ds.dims) == ["peaks", "area_per_channel_dim1", "data_dim1"]

@@ -111,7 +111,7 @@ def test_many_windows_one_subrun_read_per_chunk_touched(data):
     got = st.get_array("_every_other", "peaks")
     np.testing.assert_array_equal(got["time"], rows["time"][::2])
     # one piece (a dask block) per chunk touched, not per window
-    ds = st.get_dataset("_every_other", "peaks")
+    ds = st.get_dataset("_every_other", "peaks", chunks="stored")
     assert len(ds["time"].data.chunks[0]) == CHUNKS
 
 

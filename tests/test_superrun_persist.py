@@ -154,7 +154,9 @@ def test_several_targets_persist_together_sharing_boundaries(runs, storage_dir):
     both = st.get_array("_p", ["peaks", "peak_classification"])
     assert_rows(both, expected(SPEC), area=1)
     np.testing.assert_array_equal(both["type"], 1 + both["channel"] % 2)
-    ds = st.get_dataset("_p", ["peaks", "peak_classification"], columns=["type", "area"])
+    ds = st.get_dataset(
+        "_p", ["peaks", "peak_classification"], columns=["type", "area"], chunks="stored"
+    )
     assert set(ds.data_vars) == {"type", "area", "time", "length", "dt"}
     assert ds.type.data.numblocks == (9,)
     np.testing.assert_array_equal(ds.type.values, both["type"])

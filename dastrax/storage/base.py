@@ -80,6 +80,11 @@ class StoredGroup(abc.ABC):
         being read raises :class:`~dastrax.errors.DataNotAvailable`.
         """
 
+    def for_reading(self) -> StoredGroup:
+        """A handle for reading rows only (what travels with a load's tasks): frontends
+        may drop what reading does not need, e.g. the chunk table; by default itself."""
+        return self
+
     def read_rows(self, lo: int, hi: int, names=None, index=None) -> np.ndarray:
         """Rows ``[lo, hi)`` (then ``[index]``) as one structured array of ``names``."""
         dtype = self.dtype

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,21 @@ def dtype_to_json(dtype: np.dtype) -> list:
 
 
 def dtype_from_json(desc: list) -> np.dtype:
-    """Inverse of :func:`dtype_to_json`."""
+    """Inverse of :func:`dtype_to_json` (remembered: a superrun of many subruns asks it
+    for the same description thousands of times)."""
+    try:
+        key = tuple((n, t, b, tuple(s) if s else ()) for n, t, b, s in desc)
+    except (TypeError, ValueError):
+        return _dtype_from_json(desc)
+    return _dtype_cached(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dtype_cached(desc: tuple) -> np.dtype:
+    return _dtype_from_json(desc)
+
+
+def _dtype_from_json(desc) -> np.dtype:
     fields = []
     for name, title, base, shape in desc:
         key = (title, name) if title else name

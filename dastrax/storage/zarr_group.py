@@ -16,6 +16,7 @@ from zarr.core.buffer import default_buffer_prototype
 from ..errors import ConfigError, CorruptData, DastraxError, DataNotAvailable
 from . import _fastread
 from .base import StoredGroup
+from .codecs import dtype_from_json
 from .layout import is_local, local_path, zarr_store
 
 __all__ = ["ZarrGroup", "remote_error"]
@@ -32,6 +33,11 @@ def _open_array(root: str, path: str, options: tuple):
         mode="r",
         config={"read_missing_chunks": False},
     )
+
+
+#: what a reading-only handle keeps of the metadata document (see ``for_reading``)
+_SUBRUN = np.dtype(np.int32)
+_READ_KEYS = ("n_rows", "zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
 
 
 class ZarrGroup(StoredGroup):
@@ -69,6 +75,14 @@ class ZarrGroup(StoredGroup):
             self._meta = self._load()
         return self._meta
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The structured dtype of its rows (worked out once per handle)."""
+        found = self.__dict__.get("_dtype")
+        if found is None:
+            found = self.__dict__["_dtype"] = dtype_from_json(self.meta["dtype"])
+        return found
+
     def __reduce__(self):
         return (type(self), (self.root, self.key, self._meta, self.options, self._load))
 
@@ -79,9 +93,52 @@ class ZarrGroup(StoredGroup):
     def _where(self, field: str) -> str:
         return f"{self.root.rstrip('/')}/{self.key}/{field}"
 
+    def for_reading(self) -> ZarrGroup:
+        """A handle that only reads rows: its metadata trimmed to what reading needs (no
+        chunk table), so that a task's block of many small groups travels light."""
+        meta = self._meta
+        if meta is None:
+            return self
+        small = {k: meta[k] for k in _READ_KEYS if k in meta}
+        return type(self)(self.root, self.key, small, self.options, None)
+
+    def _layout(self, field: str, trust_meta: bool = True):
+        """The fast path's layout of ``field``: from the group's metadata document where
+        dastrax wrote the group (no file read), else from the array's ``zarr.json``."""
+        if not (FASTREAD and self.local):
+            return None
+        root, path = local_path(self.root), f"{self.key}/{field}"
+        meta = self._meta
+        if trust_meta and meta is not None and "dastrax_version" in meta:
+            known = self.__dict__.setdefault("_layouts", {})
+            lay = known.get(field)
+            if lay is not None:
+                return lay
+            try:
+                rows = int(meta["zarr_chunk_rows"])
+                n_rows = int(meta["n_rows"])
+                comp = (meta.get("compressor") or {}).get("name") or "none"
+                sub = _SUBRUN if field == "subrun" else self.dtype.fields[field][0]
+            except (KeyError, TypeError, ValueError):
+                pass
+            else:
+                lay = _fastread.layout_of(root, path, (n_rows, *sub.shape), rows, sub.base, comp)
+                known[field] = lay
+                return lay
+        return _fastread.layout(root, path)
+
     def read(self, field, lo, hi, index=None, out=None) -> np.ndarray:
-        path = f"{self.key}/{field}"
-        lay = _fastread.layout(local_path(self.root), path) if FASTREAD and self.local else None
+        try:
+            return self._read(field, lo, hi, index, out, True)
+        except CorruptData:
+            # the layout the metadata implies may not be the array's (rewritten through
+            # zarr): read through the array's own document before reporting damage
+            if self._meta is None or "dastrax_version" not in self._meta:
+                raise
+            return self._read(field, lo, hi, index, out, False)
+
+    def _read(self, field, lo, hi, index, out, trust_meta) -> np.ndarray:
+        lay = self._layout(field, trust_meta)
         if lay is not None:
             if hi > lay.shape[0]:
                 raise CorruptData(

@@ -1082,7 +1082,9 @@ class Context:
         >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
-        >>> st.make(["0", "1"], "peaks")
+        >>> st.make("0", "peaks")
+        >>> st.set_config({"time_offset": 10})  # run 1 follows run 0
+        >>> st.make("1", "peaks")
         >>> st.write_run_metadata("0", {"start": 0, "end": 10})
         >>> st.write_run_metadata("1", {"start": 10, "end": 20})
         >>> _ = st.define_run("_both", ["0", "1"])

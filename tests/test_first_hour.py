@@ -18,7 +18,6 @@ import pytest
 from conftest import make_context, make_runs
 
 import dastrax
-from dastrax.errors import advice, advice_language
 from dastrax.storage import StorageFrontend
 from dastrax.testutils import Peaks, Records
 
@@ -159,6 +158,8 @@ def test_python_errors_advise_python(three):
 
 
 def test_every_piece_of_advice_has_both_languages():
+    from dastrax.errors import advice, advice_language
+
     for name, (python, _cli) in dastrax.errors.ADVICE.items():
         fields = dict(run="0", data_type="peaks", option="opt")
         assert python.format(**fields) == advice(name, **fields)

@@ -114,6 +114,28 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.data)
 
+    @property
+    def is_superrun(self) -> bool:
+        """Whether this is a chunk of a superrun (with ``subruns`` information)."""
+        return bool(self.subruns) and str(self.run_id).startswith("_")
+
+    def _subrun(self, index: int) -> dict | None:
+        if not self.is_superrun:
+            return None
+        run_id = list(self.subruns)[index]
+        span = self.subruns[run_id]
+        return {"run_id": run_id, "start": span["start"], "end": span["end"]}
+
+    @property
+    def first_subrun(self) -> dict | None:
+        """``{"run_id", "start", "end"}`` of the chunk's first subrun (superruns), else None."""
+        return self._subrun(0)
+
+    @property
+    def last_subrun(self) -> dict | None:
+        """``{"run_id", "start", "end"}`` of the chunk's last subrun (superruns), else None."""
+        return self._subrun(-1)
+
     def __repr__(self) -> str:
         return (
             f"Chunk({self.run_id}.{self.data_type}: [{self.start}, {self.end}), "

@@ -5,6 +5,7 @@ scheduler together. It holds no algorithm of its own."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import textwrap
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -15,12 +16,12 @@ from . import display, introspect, joined, settings, versions
 from .catalog import Catalog
 from .chunks import Chunk
 from .config import load_config
-from .errors import DataNotAvailable, LineageMismatch
+from .errors import DataNotAvailable, InvalidRequest, LineageMismatch
 from .lineage import DataKey
 from .names import is_superrun_id, validate_superrun_name
-from .processing import make_runs
+from .processing import make_runs, plan_run
 from .registry import PluginRegistry
-from .requests import accepts_aliases, load_request
+from .requests import accepts_aliases, first_arguments, load_request, run_ids_of
 from .resolver import Resolver
 from .scheduling import Scheduler
 from .storage import StorageList, normalize_compressor
@@ -42,9 +43,10 @@ MAKE_RULE = (
 LOAD_PARAMETERS = """\
 run_id_or_ids : str or list of str
     A run id, a superrun id (``"_name"``, or ``"_name@N"`` for version N), or a list
-    of them (concatenated in order).
+    of them (concatenated in order); ``bytes`` are decoded. ``run_id=`` (strax's
+    keyword spelling) is the same.
 targets : str or list of str
-    Data type(s), all of one data kind (merged column-wise).
+    Data type(s), all of one data kind (merged column-wise); ``targets=`` works too.
 columns : list of str, optional
     Load only these fields (plus ``time`` and the end fields), reading only their
     columns. ``keep_columns=`` (strax's spelling) is accepted.
@@ -73,10 +75,13 @@ make : bool or None, default None
     Whether data that is not stored is made first. None: made for runs that exist
     (a run document or stored data), RunNotFound for a run id nothing knows in a
     storage with run documents; False: never (DataNotAvailable); True: always, even
-    for a new run id.
+    for a new run id. Types named by the context option ``forbid_creation_of`` are
+    never made (DataNotAvailable).
 progress : bool, optional
     Show a progress bar while making or loading (stderr, on a terminal only);
-    default: the context option ``progress``. ``progress_bar=`` is accepted."""
+    default: the context option ``progress``. ``progress_bar=`` is accepted.
+run_id : str or list of str, optional
+    strax's keyword spelling of ``run_id_or_ids``."""
 
 #: the errors every load may raise (numpydoc)
 LOAD_RAISES = """\
@@ -89,8 +94,9 @@ DataNotAvailable
 RunMetadataNotAvailable
     A superrun that is not defined.
 InvalidRequest
-    Targets of several data kinds, an unknown column or keyword, a bad time range or
-    selection, or ``version`` on a storage without versions.
+    No run id or targets, targets of several data kinds, an unknown column or
+    keyword, a bad time range or selection, ``version`` on a storage without
+    versions, or ``combining=True`` for a regular run.
 InvalidRunName
     A run id that is not allowed.
 LineageMismatch
@@ -112,8 +118,13 @@ def _load_doc(func):
 
 def _load_kwargs(local: dict, *drop: str) -> dict:
     """A load's keyword arguments from its ``locals()``."""
-    skip = {"self", "run_id_or_ids", "targets", "__class__", *drop}
+    skip = {"self", "run_id_or_ids", "targets", "run_id", "__class__", *drop}
     return {k: v for k, v in local.items() if k not in skip}
+
+
+def _given(run_id) -> dict:
+    """strax's ``run_id=`` keyword, for :func:`~dastrax.requests.first_arguments`."""
+    return {} if run_id is None else {"run_id": run_id}
 
 
 def _names(run_id_or_ids) -> list:
@@ -213,8 +224,15 @@ class Context:
     # -- configuration ----------------------------------------------------------------
     @property
     def storage(self) -> list:
-        """The storage frontends, in search order."""
+        """The storage frontends, in search order; assignable, as in strax
+        (``st.storage = [dastrax.DataDirectory(path)]``)."""
         return self._storage.frontends
+
+    @storage.setter
+    def storage(self, value) -> None:
+        self._storage = StorageList(value)
+        self._catalog = Catalog(self._storage)
+        self._resolver = Resolver(self._registry, self._storage, self._catalog, self._make)
 
     @property
     def config(self) -> dict:
@@ -363,7 +381,7 @@ class Context:
         return bool(self.context_config["progress"] if progress is None else progress)
 
     # -- keys -------------------------------------------------------------------------
-    def key_for(self, run_id: str, data_type: str) -> DataKey:
+    def key_for(self, run_id: str, data_type: str, combining: bool = False) -> DataKey:
         """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``.
 
         Parameters
@@ -372,6 +390,9 @@ class Context:
             A run or superrun id.
         data_type : str
             A registered data type (or one stored with its lineage).
+        combining : bool, default False
+            Superruns only: the key of the concatenated subruns' data, not of the data
+            computed over their join (plugins that allow superruns).
 
         Returns
         -------
@@ -386,6 +407,8 @@ class Context:
             A data type that no registered plugin provides and that is not stored.
         RunMetadataNotAvailable
             A superrun that is not defined.
+        InvalidRequest
+            ``combining=True`` for a regular run.
 
         Examples
         --------
@@ -393,9 +416,13 @@ class Context:
         >>> str(key).startswith("0-peaks-"), len(key.lineage_hash)
         (True, 10)
         """
+        run_id = run_ids_of(run_id)
+        _check_combining(run_id, combining)
+        if combining:
+            return self._resolver.key(run_id, data_type)
         return joined.key(self._resolver, run_id, data_type)
 
-    def is_stored(self, run_id: str, data_type: str) -> bool:
+    def is_stored(self, run_id: str, data_type: str, combining: bool = False) -> bool:
         """Whether complete, committed data of exactly this lineage is stored. Never makes
         data; False where the storage does not exist (yet).
 
@@ -405,6 +432,8 @@ class Context:
             A run or superrun id.
         data_type : str
             The data type.
+        combining : bool, default False
+            Superruns only: of the concatenated form (see :meth:`key_for`).
 
         Returns
         -------
@@ -424,7 +453,7 @@ class Context:
         """
         self._check_readable(strict=False)  # (nothing is stored where nothing is)
         try:
-            return self._resolver.find(self.key_for(run_id, data_type)) is not None
+            return self._resolver.find(self.key_for(run_id, data_type, combining)) is not None
         except LineageMismatch:
             return False
 
@@ -459,23 +488,41 @@ class Context:
         ('peaks', 100)
         """
         self._check_readable()
-        return introspect.metadata(self._resolver, self.key_for(run_id, data_type))
+        return introspect.metadata(self._resolver, self.key_for(run_ids_of(run_id), data_type))
 
     # -- making -----------------------------------------------------------------------
     def _make(self, requests: list[tuple[str, list[str]]], progress=None) -> list[str]:
         cfg, services = self.context_config, (self._registry, self._storage, self._scheduler)
         compressor = normalize_compressor(cfg["compressor"])
         size, progress = cfg["chunk_target_size_mb"], self._progress(progress)
+        self._refuse_forbidden(requests)
         return make_runs(*services, requests, compressor, size, progress)
+
+    def _refuse_forbidden(self, requests) -> None:
+        """``DataNotAvailable`` if making ``requests`` would create a data type of the
+        context option ``forbid_creation_of``."""
+        forbidden = set(self.context_config["forbid_creation_of"])
+        if not forbidden:
+            return
+        for run_id, targets in requests:
+            work = plan_run(self._registry, self._storage, run_id, targets)
+            for dt in work.compute if work is not None else ():
+                if "*" in forbidden or dt in forbidden:
+                    raise DataNotAvailable(
+                        f"{dt} of run {run_id!r} is not stored, and the context option "
+                        f"forbid_creation_of={tuple(sorted(forbidden))} forbids making it; "
+                        "make it with a context that allows it"
+                    )
 
     @accepts_aliases
     def make(
         self,
-        run_id_or_ids: str | list[str],
-        targets: str | list[str],
+        run_id_or_ids: str | list[str] | None = None,
+        targets: str | list[str] | None = None,
         *,
         progress: bool | None = None,
         combining: bool = False,
+        run_id: str | list[str] | None = None,
     ) -> None:
         """Make and store what is missing of ``targets`` (all runs in parallel).
 
@@ -496,6 +543,9 @@ class Context:
         combining : bool, default False
             For superruns of plugins that allow superruns: make the concatenation of
             the subruns' data instead of the data computed over the join.
+        run_id : str or list of str, optional
+            strax's keyword spelling of the first argument (``make(run_id=...,
+            targets=...)``).
 
         Returns
         -------
@@ -511,6 +561,8 @@ class Context:
             A superrun that is not defined.
         PluginError
             A plugin failed or returned data breaking its contract.
+        InvalidRequest
+            No run id or no targets given, or ``combining=True`` for a regular run.
 
         Examples
         --------
@@ -522,6 +574,8 @@ class Context:
         >>> st.is_stored("1", "peaks")
         True
         """
+        run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
+        _check_combining(run_id_or_ids, combining)
         targets = [targets] if isinstance(targets, str) else list(targets)
         requests, superruns = joined.make_requests(
             self._resolver, run_id_or_ids, targets, combining
@@ -539,6 +593,7 @@ class Context:
         run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
         res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
         req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
+        _check_combining(run_id_or_ids, req.combining)
         if req.columns is not None and req.check_lineage:
             introspect.check_columns(self._registry, targets, req.columns)
         return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req), req
@@ -557,8 +612,8 @@ class Context:
     @_load_doc
     def get_dataset(
         self,
-        run_id_or_ids: str | list[str],
-        targets: str | list[str],
+        run_id_or_ids: str | list[str] | None = None,
+        targets: str | list[str] | None = None,
         *,
         columns: list[str] | None = None,
         time_range: tuple[int, int] | None = None,
@@ -571,6 +626,7 @@ class Context:
         make: bool | None = None,
         progress: bool | None = None,
         chunks: str | int = "auto",
+        run_id: str | list[str] | None = None,
     ) -> xr.Dataset:
         """A **lazy** ``xarray.Dataset`` of ``targets`` (one data kind).
 
@@ -610,6 +666,7 @@ class Context:
         >>> int(ds.sizes["peaks"]), float(ds.area.sum())
         (200, 200.0)
         """
+        run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         kwargs = _load_kwargs(locals(), "chunks")
         res, req = self._load(run_id_or_ids, targets, kwargs)
         return joined.dataset(res, req.columns, run_id_or_ids, chunks)
@@ -618,8 +675,8 @@ class Context:
     @_load_doc
     def get_array(
         self,
-        run_id_or_ids: str | list[str],
-        targets: str | list[str],
+        run_id_or_ids: str | list[str] | None = None,
+        targets: str | list[str] | None = None,
         *,
         columns: list[str] | None = None,
         time_range: tuple[int, int] | None = None,
@@ -632,6 +689,7 @@ class Context:
         make: bool | None = None,
         progress: bool | None = None,
         add_run_id_field: bool = True,
+        run_id: str | list[str] | None = None,
     ) -> np.ndarray:
         """``targets`` of one or several runs as one numpy structured array.
 
@@ -664,6 +722,7 @@ class Context:
         >>> len(arr), arr.dtype.names
         (50, ('time', 'length', 'dt', 'area'))
         """
+        run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         kwargs = _load_kwargs(locals(), "add_run_id_field")
         res, req = self._load(run_id_or_ids, targets, kwargs)
         labels = not isinstance(run_id_or_ids, str) and add_run_id_field
@@ -673,8 +732,8 @@ class Context:
     @_load_doc
     def get_df(
         self,
-        run_id_or_ids: str | list[str],
-        targets: str | list[str],
+        run_id_or_ids: str | list[str] | None = None,
+        targets: str | list[str] | None = None,
         *,
         columns: list[str] | None = None,
         time_range: tuple[int, int] | None = None,
@@ -687,6 +746,7 @@ class Context:
         make: bool | None = None,
         progress: bool | None = None,
         add_run_id_field: bool = True,
+        run_id: str | list[str] | None = None,
     ) -> pd.DataFrame:
         """Like :meth:`get_array`, as a pandas DataFrame (multi-dimensional fields such
         as waveforms are left out). Data that is not stored is made first, as the
@@ -715,6 +775,7 @@ class Context:
         >>> st.get_df("0", "peaks", selection="channel < 3").shape
         (30, 5)
         """
+        run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         arr = self.get_array(run_id_or_ids, targets, **_load_kwargs(locals()))
         return pd.DataFrame({n: arr[n] for n in arr.dtype.names if arr[n].ndim == 1})
 
@@ -722,8 +783,8 @@ class Context:
     @_load_doc
     def get_iter(
         self,
-        run_id_or_ids: str | list[str],
-        targets: str | list[str],
+        run_id_or_ids: str | list[str] | None = None,
+        targets: str | list[str] | None = None,
         *,
         columns: list[str] | None = None,
         time_range: tuple[int, int] | None = None,
@@ -735,6 +796,7 @@ class Context:
         combining: bool = False,
         make: bool | None = None,
         progress: bool | None = None,
+        run_id: str | list[str] | None = None,
     ) -> Iterator[Chunk]:
         """Iterate over :class:`Chunk` s of ``targets``: one per stored chunk (cut to the
         time range and the superrun's ranges), in time order. Data that is not stored is
@@ -764,6 +826,7 @@ class Context:
         >>> [len(c.data) for c in st.get_iter("0", "peaks")][:3]
         [10, 10, 10]
         """
+        run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         res, req = self._load(run_id_or_ids, targets, _load_kwargs(locals()))
         return joined.iter_chunks(self._scheduler, res, req.columns)
 
@@ -801,13 +864,15 @@ class Context:
         """
         self._catalog.write_run_metadata(run_id, doc)
 
-    def run_metadata(self, run_id: str) -> dict:
+    def run_metadata(self, run_id: str, projection=None) -> dict:
         """The run document of ``run_id`` (superruns: as made by :meth:`define_run`).
 
         Parameters
         ----------
         run_id : str
-            A run or superrun id.
+            A run or superrun id (``bytes`` are decoded).
+        projection : str or list of str, optional
+            Only these fields, as strax's ``run_metadata(run_id, projection=...)``.
 
         Returns
         -------
@@ -832,7 +897,11 @@ class Context:
         (20, 30, 1e-08)
         """
         self._check_readable()
-        return self._catalog.run_metadata(run_id)
+        doc = self._catalog.run_metadata(run_ids_of(run_id))
+        if projection is None:
+            return doc
+        fields = [projection] if isinstance(projection, str) else list(projection)
+        return {k: doc[k] for k in fields if k in doc}
 
     def define_run(
         self, name: str, data, from_run: str | None = None, overwrite: bool = False
@@ -979,7 +1048,7 @@ class Context:
         return self._catalog.list_runs()
 
     def select_runs(
-        self, available=(), run_mode=None, include_tags=None, exclude_tags=None
+        self, available=(), run_mode=None, include_tags=None, exclude_tags=None, run_id=None
     ) -> pd.DataFrame:
         """A table of the runs: one row per run document, superruns included.
 
@@ -994,6 +1063,9 @@ class Context:
             Only runs with one of these tags (glob patterns).
         exclude_tags : str or list of str, optional
             Leave out runs with one of these tags.
+        run_id : str or list of str, optional
+            Only the runs matching it: a run id or pattern such as ``"0*"``, or a list
+            of them, as in strax.
 
         Returns
         -------
@@ -1015,9 +1087,76 @@ class Context:
         """
         self._check_readable()
         table = self._catalog.select_runs(run_mode, include_tags, exclude_tags)
+        if run_id is not None:
+            patterns = [run_id] if isinstance(run_id, (str, bytes)) else list(run_id)
+            patterns = [str(p) for p in run_ids_of(patterns)]
+            keep = [any(fnmatch.fnmatchcase(str(n), p) for p in patterns) for n in table["name"]]
+            table = table[keep].reset_index(drop=True)
         for dt in (available,) if isinstance(available, str) else available:
             table[f"{dt}_available"] = [self.is_stored(r, dt) for r in table["name"]]
         return table
+
+    def scan_runs(self) -> pd.DataFrame:
+        """strax's run table: one row per run with a run document (as
+        :meth:`select_runs`) and per run id that has only stored data (its ``name``;
+        other columns empty), sorted by name.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        DataNotAvailable
+            The storage does not exist (the error names it).
+
+        Examples
+        --------
+        >>> st.scan_runs()["name"].tolist()[:3]
+        ['0', '1', '2']
+        """
+        self._check_readable()
+        table = self._catalog.select_runs(None, None, None)
+        known = set(table["name"])
+        extra = sorted(r for r in self._stored_run_ids() if r not in known)
+        if extra:
+            table = pd.concat([table, pd.DataFrame({"name": extra})], ignore_index=True)
+        return table.sort_values("name", kind="stable").reset_index(drop=True)
+
+    def _stored_run_ids(self) -> set[str]:
+        out = set()
+        for f in self._storage:
+            try:
+                keys = f.keys("")
+            except DataNotAvailable:
+                continue
+            out.update(k.split("-", 1)[0] for k in keys if k.count("-") == 2)
+        return out
+
+    def list_available(self, target: str) -> list[str]:
+        """The run ids (of :meth:`scan_runs`) whose ``target`` of the current lineage is
+        stored, as strax's ``list_available``.
+
+        Parameters
+        ----------
+        target : str
+            A data type.
+
+        Returns
+        -------
+        list of str
+
+        Raises
+        ------
+        DataNotAvailable
+            The storage does not exist.
+
+        Examples
+        --------
+        >>> st.list_available("peaks")[:3]
+        ['0', '1', '2']
+        """
+        return [r for r in self.scan_runs()["name"] if self.is_stored(r, target)]
 
     @accepts_aliases
     def persist_superrun(
@@ -1292,3 +1431,16 @@ class Context:
         <superrun _first_two: 2 subruns, ... livetime 2e-08 s>
         """
         return display.SuperrunView(self, name, targets)
+
+
+def _check_combining(run_id_or_ids, combining: bool) -> None:
+    """``combining=True`` is for superruns: refused for a regular run, as strax does."""
+    if not combining:
+        return
+    runs = [run_id_or_ids] if isinstance(run_id_or_ids, str) else list(run_id_or_ids)
+    regular = [r for r in runs if isinstance(r, str) and not is_superrun_id(r)]
+    if regular:
+        raise InvalidRequest(
+            f"combining=True concatenates the subruns of a superrun, but {regular[0]!r} is a "
+            "regular run; drop combining=True"
+        )

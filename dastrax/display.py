@@ -253,7 +253,7 @@ def context_html(ctx) -> str:
     plugins = "".join(
         f"<tr><td><code>{html.escape(dt)}</code></td><td>{html.escape(cls.__name__)}</td>"
         f"<td>{html.escape(str(cls.__version__))}</td>"
-        f"<td>{html.escape(cls.kind())}</td></tr>"
+        f"<td>{html.escape(ctx._registry.data_kind(dt))}</td></tr>"
         for dt, cls in sorted(ctx._registry.plugins.items())
     )
     scheduler = repr(ctx._scheduler)

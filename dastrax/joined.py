@@ -13,8 +13,8 @@ on it in one dask task with ``run_id`` = the superrun and the superrun's run doc
 Keys: :func:`join_key` covers the lineage (the bases' lineage, shared by the subruns, and
 the allowing plugins' entries) and the flattened spec, marked as computed over the join,
 so it differs from the concatenation's key. Saving (:func:`persist_join`) stores every
-allowing type computed on the way under its join key, one stored chunk per join chunk,
-with a ``subrun`` column and chunk ``subruns`` metadata like any stored superrun.
+allowing type computed on the way under its join key, rechunked to the chunk target size
+like any stored superrun, with a ``subrun`` column and chunk ``subruns`` metadata.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import dask
 import numpy as np
 
 from . import loader, persist
-from .chunks import Chunk, chunk_entry, endtime, merge_columns
+from .chunks import Chunk, endtime, merge_columns
 from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError, advice
 from .lineage import DataKey, canonical, deterministic_hash
 from .loader import Piece, Resolved, Source, end_fields, group_of
 from .names import is_superrun_id, validate_run_id
+from .plugin import chunk_rows
 from .processing import _validate
 from .registry import PluginRegistry
 from .resolver import Resolver, intersect_ranges
@@ -205,12 +207,10 @@ def build_join(
                 "with the same plugins, or pass combining=True"
             )
     doc = resolver.catalog.run_metadata(name)
-    plugins = {}
-    for dt in computed:
-        plugin = registry.plugin(dt, name)
+    plugins = registry.plugins_for(computed, name)
+    for dt, plugin in plugins.items():
         plugin._run_doc = doc
-        plugins[dt] = plugin
-        kinds[dt] = type(plugin).kind()
+        kinds[dt] = plugin.data_kind
         dtypes[dt] = plugin.dtype
     return JoinWork(name, computed, bases, plugins, kinds, dtypes, chunks, subruns)
 
@@ -230,6 +230,7 @@ def join_chunk(work: JoinWork, j: int, start: int, end: int, summaries=None, upt
     apply_summaries(work.plugins, summaries)
     _i, _s, _e, pieces = work.chunks[j]
     results: dict[str, np.ndarray] = {}
+    done: dict = {}  # a multi-output plugin's result, for all its outputs
     for b in work.bases:
         p = pieces.get(b)
         if p is None:
@@ -249,7 +250,7 @@ def join_chunk(work: JoinWork, j: int, start: int, end: int, summaries=None, upt
             return merged
         where = f"superrun {work.name!r} (joined), chunk {j} [{start}, {end})"
         try:
-            out = plugin.compute(**merged, start=start, end=end)
+            out = chunk_rows(plugin, merged, start, end, j, done, where)
         except DastraxError:
             raise
         except Exception as e:
@@ -321,7 +322,7 @@ class JoinLoad:
     def tasks(self, columns=None):
         """``(join chunk indices, delayed rows of each)``, and the rows' dtype."""
         cols = self.columns(columns)
-        dtype = np.dtype([(n, sub) for n, (_t, sub) in cols.items()])
+        dtype = np.dtype([(_titled(self.work.dtypes[t], n), sub) for n, (t, sub) in cols.items()])
         node = dask.delayed(self.work, pure=False)
         summaries = summary_graph(
             node, self.work.compute, self.work.plugins, self.work.intervals, join_chunk
@@ -341,6 +342,12 @@ class JoinLoad:
             for j in picked
         ]
         return picked, tasks, dtype
+
+
+def _titled(dtype: np.dtype, name: str):
+    """``name``, with its title in ``dtype`` if it has one (as stored data keeps it)."""
+    title = dtype.fields[name][2:] if name in dtype.names else ()
+    return (title[0], name) if title else name
 
 
 def _rows(work, j, start, end, summaries, targets, cols, dtype, time_range) -> np.ndarray:
@@ -600,10 +607,9 @@ class _Carry:
     app: object  # the GroupWriter, arrays created with the total row count
     written: int  # rows written to whole zarr chunks
     tail: np.ndarray | None  # rows (with 'subrun') waiting for a whole zarr chunk
-    entries: tuple = ()  # the chunk table so far
 
 
-def _write_chunk(carry: _Carry, results: dict, dt: str, j, start, end, sub_i, sub, name, n):
+def _write_chunk(carry: _Carry, results: dict, dt: str, j, sub_i, name, n):
     """Append join chunk ``j``'s rows of ``dt`` (``n`` of them, as counted) to the chain."""
     data = results[dt]
     if len(data) != n:
@@ -624,10 +630,7 @@ def _write_chunk(carry: _Carry, results: dict, dt: str, j, start, end, sub_i, su
         for f in rows.dtype.names:
             app.array(f)[written : written + full] = tail[f][:full]
         tail, written = tail[full:].copy(), written + full
-    row_start = carry.written + (0 if carry.tail is None else len(carry.tail))
-    subruns = {sub: {"start": int(start), "end": int(end)}}
-    entry = chunk_entry(len(carry.entries), start, end, row_start, data, name, subruns)
-    return replace(carry, written=written, tail=tail, entries=(*carry.entries, entry))
+    return replace(carry, written=written, tail=tail)
 
 
 def _flush(carry: _Carry) -> _Carry:
@@ -639,9 +642,43 @@ def _flush(carry: _Carry) -> _Carry:
     return carry
 
 
-def _counts(work, j, start, end, summaries, types) -> dict[str, int]:
+def _counts(work, j, start, end, summaries, types) -> dict[str, tuple]:
+    """Join chunk ``j``'s rows of each type, counted: ``(time, endtime)`` of its rows."""
     results = join_chunk(work, j, start, end, summaries, want=types)
-    return {t: len(results[t]) for t in types}
+    return {
+        t: (np.asarray(results[t]["time"], np.int64), np.asarray(endtime(results[t]), np.int64))
+        for t in types
+    }
+
+
+def _join_tables(resolver, name, flat, work, todo, counted, size_mb) -> dict[str, list]:
+    """The stored chunk table of each type of ``todo`` (SEMANTICS.md, "Stored
+    superruns"): about ``size_mb`` of rows a chunk, boundaries only between rows that do
+    not overlap; types of one data kind share their boundaries."""
+    doc = resolver.catalog.run_metadata(name)
+    hulls = persist._hulls(flat, resolver.catalog.run_metadata)
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for dt in todo:
+        by_kind[work.kinds[dt]].append(dt)
+    tables = {}
+    for types in by_kind.values():
+        first = types[0]
+        time = np.concatenate([c[first][0] for c in counted] or [np.zeros(0, np.int64)])
+        end = np.concatenate([c[first][1] for c in counted] or [np.zeros(0, np.int64)])
+        spans = [
+            SimpleNamespace(n=len(c[first][0]), source=SimpleNamespace(subrun=sub_i))
+            for c, (sub_i, _s, _e, _p) in zip(counted, work.chunks)
+        ]
+        start, stop = int(doc["start"]), int(doc["end"])
+        if len(time):
+            start, stop = min(start, int(time[0])), max(stop, int(end.max()))
+        row_bytes = max(work.dtypes[dt].itemsize for dt in types)
+        table = persist.chunk_table(
+            spans, time, end, row_bytes, size_mb, start, stop, work.subruns, hulls, name
+        )
+        for dt in types:
+            tables[dt] = [dict(c, nbytes=c["n"] * work.dtypes[dt].itemsize) for c in table]
+    return tables
 
 
 def persist_join(
@@ -658,13 +695,19 @@ def persist_join(
     """Compute ``targets`` over superrun ``name``'s join and store them — and every
     allowing type computed on the way — under their join keys (targets' keys first).
 
-    Two passes over the join: one counts each chunk's rows (so the arrays are created
-    with their final size), one computes and streams them into zarr, each type through
-    a chain of write tasks in time order (every zarr chunk written once). One stored
-    chunk per join chunk, with ``subruns`` naming its subrun, and a ``subrun`` column."""
+    Two passes over the join: one counts each chunk's rows and gives their times (so
+    the arrays are created with their final size and the stored chunks are chosen, about
+    ``chunk_target_size_mb`` each, as for every stored superrun), one computes and
+    streams them into zarr, each type through a chain of write tasks in time order
+    (every zarr chunk written once). Chunks name their subruns; rows carry a ``subrun``
+    column."""
     flat = resolver.flat(name)
     computed, _bases = plan(resolver.registry, targets)
     order = [*targets, *[dt for dt in computed if dt not in targets]]
+    # the other outputs of multi-output plugins computed on the way are saved too
+    registry = resolver.registry
+    order += [s for dt in computed for s in registry.siblings(dt) if s not in order]
+    order = list(dict.fromkeys(order))
     keys = {dt: join_key(resolver, name, dt, flat) for dt in order}
     storage = resolver.storage
     todo = [dt for dt in order if overwrite or storage.find(str(keys[dt])) is None]
@@ -681,6 +724,7 @@ def persist_join(
         progress=progress,
         label=f"counting {', '.join(todo)} of {name} over the join",
     )
+    tables = _join_tables(resolver, name, flat, work, todo, counted, chunk_target_size_mb)
     frontend = storage.writable()
     apps = []
     try:
@@ -690,22 +734,22 @@ def persist_join(
             for j, (s, e) in enumerate(work.intervals)
         ]
         for dt in todo:
-            n_rows = [c[dt] for c in counted]
+            n_rows = [len(c[dt][0]) for c in counted]
             total = sum(n_rows)
             app = frontend.writer(
                 str(keys[dt]), work.dtypes[dt], compressor, work.kinds[dt], overwrite=overwrite
             )
             apps.append(app)
             apps[-1] = app = app.create_arrays(
-                max(n_rows, default=1) or 1,
+                max((c["n"] for c in tables[dt]), default=1) or 1,
                 total_rows=total,
                 extra={"subrun": np.int32},
                 attributes={"coordinates": "subrun"},
             )
             state = _Carry(app, 0, None)
-            for j, ((sub_i, s, e, _p), task) in enumerate(zip(work.chunks, chunk_tasks)):
+            for j, ((sub_i, _s, _e, _p), task) in enumerate(zip(work.chunks, chunk_tasks)):
                 state = dask.delayed(_write_chunk, pure=False)(
-                    state, task, dt, j, s, e, sub_i, work.subruns[sub_i], name, n_rows[j]
+                    state, task, dt, j, sub_i, name, n_rows[j]
                 )
             finals.append(dask.delayed(_flush, pure=False)(state))
         carries = scheduler.compute(
@@ -722,7 +766,7 @@ def persist_join(
                 "subruns": work.subruns,
                 "sub_run_spec": flat_fingerprint(flat),
                 "computed_over": "joined subruns",
-                "chunks": list(carry.entries),
+                "chunks": tables[dt],
             }
             app.with_rows(carry.written).commit(meta)
     except BaseException:

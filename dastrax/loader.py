@@ -104,7 +104,9 @@ def pieces_for(source: Source) -> list[Piece]:
     windows = None if source.ranges is None else as_windows(source.ranges)
     return [
         Piece(source, c.chunk_i, c.lo, c.hi, c.n, c.start, c.end, c.index)
-        for c in select_rows(group.chunks, windows, _time_end_reader(group))
+        for c in select_rows(
+            group.chunks, windows, _time_end_reader(group), f"{group.key} in {group.url}"
+        )
     ]
 
 

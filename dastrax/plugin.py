@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .chunks import endtime
-from .errors import ConfigError, RunMetadataNotAvailable, advice
+from .errors import ConfigError, PluginError, RunMetadataNotAvailable, advice
 
 __all__ = ["Option", "Plugin", "endtime"]
 
@@ -167,8 +168,17 @@ class Plugin:
 
     ``compute`` receives one chunk: the dependencies' rows for ``[start, end)`` as keyword
     arguments named by data kind (several dependencies of one kind merged column-wise),
-    then ``start`` and ``end``; source plugins get only ``start`` and ``end``. It returns
-    a structured array of exactly ``dtype``, sorted by ``time``, inside ``[start, end)``.
+    and, as strax introspects its signature, ``start`` and ``end`` if it names them (or
+    takes ``**kwargs``) and ``chunk_i`` if it names it. It returns a structured array of
+    exactly ``dtype`` (or a dict ``{field: values}``), sorted by ``time``, inside
+    ``[start, end)``.
+
+    As in strax, ``depends_on`` may be one string, and ``data_kind`` defaults to the data
+    kind of the first dependency (to ``provides`` for a source plugin). A plugin may
+    provide several data types (strax's multi-output plugins): ``provides = ("a", "b")``,
+    ``data_kind`` and ``dtype`` dicts keyed by data type (or ``infer_dtype`` returning
+    one), and ``compute`` returning ``{"a": rows, "b": rows}``; each output is a data type
+    of its own (own key, lineage and storage), and making one makes them all.
 
     Examples
     --------
@@ -185,15 +195,29 @@ class Plugin:
     ...         return out
     """
 
-    provides: ClassVar[str] = ""
+    provides: ClassVar[str | tuple[str, ...]] = ""
     depends_on: ClassVar[tuple[str, ...]] = ()
-    data_kind: ClassVar[str | None] = None
+    data_kind: ClassVar[str | dict | None] = None
     __version__: ClassVar[str] = "0.0.0"
     dtype: Any = None
     #: computed once over a superrun's joined subruns (strax 2's ``allow_superrun``)
     allow_superrun: ClassVar[bool] = False
     #: needs a first pass over the whole run: :meth:`summarize`, then :meth:`combine`
     needs_summary: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # strax's spellings: one dependency as a string, outputs as a list
+        deps = vars(cls).get("depends_on")
+        if isinstance(deps, str):
+            cls.depends_on = (deps,)
+        elif isinstance(deps, list):
+            cls.depends_on = tuple(deps)
+        provides = vars(cls).get("provides")
+        if isinstance(provides, list):
+            cls.provides = tuple(provides)
+        if isinstance(cls.provides, tuple) and len(cls.provides) == 1:
+            cls.provides = cls.provides[0]
 
     def __init__(self, run_id: str, config: dict[str, Any]):
         self.run_id = run_id
@@ -202,7 +226,29 @@ class Plugin:
         self.summary: Any = None
         self._run_doc: dict | None = None
         dtype = self.infer_dtype() if type(self).dtype is None else type(self).dtype
-        self.dtype = np.dtype(dtype)
+        if self.multi_output():
+            if not isinstance(dtype, dict) or set(dtype) != set(self.provides):
+                raise ConfigError(
+                    f"plugin {type(self).__name__} provides {list(self.provides)}: its dtype "
+                    "(or infer_dtype()) must be a dict with one dtype per data type provided"
+                )
+            self.dtype = {dt: to_numpy_dtype(dtype[dt]) for dt in self.provides}
+        else:
+            self.dtype = to_numpy_dtype(dtype)
+
+    @classmethod
+    def multi_output(cls) -> bool:
+        """Whether the plugin provides several data types (``provides`` a tuple)."""
+        return isinstance(cls.provides, tuple)
+
+    @classmethod
+    def outputs(cls) -> tuple[str, ...]:
+        """The data types the plugin provides."""
+        return cls.provides if isinstance(cls.provides, tuple) else (cls.provides,)
+
+    def dtype_for(self, data_type: str) -> np.dtype:
+        """The dtype of ``data_type`` (one of :meth:`outputs`), as strax's ``dtype_for``."""
+        return self.dtype[data_type] if isinstance(self.dtype, dict) else self.dtype
 
     # -- class-level description ------------------------------------------------------
     @classmethod
@@ -227,8 +273,15 @@ class Plugin:
         return found
 
     @classmethod
-    def kind(cls) -> str:
-        """The data kind of what the plugin provides (``data_kind``, else ``provides``).
+    def kind(cls, data_type: str | None = None) -> str:
+        """The data kind of what the plugin provides, as set on the class: ``data_kind``
+        or ``provides``. The registry's ``data_kind`` applies strax's default (the first
+        dependency's kind).
+
+        Parameters
+        ----------
+        data_type : str, optional
+            For a multi-output plugin, the output; default its first.
 
         Returns
         -------
@@ -240,7 +293,48 @@ class Plugin:
         >>> PeakClassification.kind()
         'peaks'
         """
-        return cls.data_kind or cls.provides
+        dt = data_type or cls.outputs()[0]
+        if isinstance(cls.data_kind, dict):
+            return cls.data_kind.get(dt) or dt
+        return cls.data_kind or dt
+
+    @classmethod
+    def compute_takes(cls) -> tuple[bool, bool]:
+        """What ``compute`` takes besides its inputs, from its signature as strax reads
+        it (``**kwargs`` takes ``start`` and ``end``).
+
+        Returns
+        -------
+        (bool, bool)
+            Whether it takes ``start`` and ``end``, and whether it takes ``chunk_i``.
+
+        Raises
+        ------
+        ConfigError
+            ``compute`` takes only one of ``start`` and ``end``.
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> Peaks.compute_takes()
+        (True, False)
+        """
+        memo = cls.__dict__.get("_compute_takes")
+        if memo is not None:
+            return memo
+        try:
+            params = inspect.signature(cls.compute).parameters
+        except (TypeError, ValueError):
+            params = {}
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if ("start" in params) != ("end" in params):
+            raise ConfigError(
+                f"compute of plugin {cls.__name__} takes only one of start and end: "
+                "take both, or neither"
+            )
+        out = ("start" in params or var_kw, "chunk_i" in params)
+        cls._compute_takes = out
+        return out
 
     def infer_dtype(self):
         """The output dtype, when it is not a class attribute ``dtype``; called once per
@@ -422,3 +516,152 @@ class Plugin:
                 "st.run_metadata(run_id)"
             )
         return dict(self._run_doc)
+
+
+def to_numpy_dtype(spec) -> np.dtype:
+    """A numpy dtype from a dtype or a list of fields, taking strax's ``(name, type,
+    comment)`` triples as ``((comment, name), type)``."""
+    if isinstance(spec, list):
+        spec = [
+            ((f[2], f[0]), f[1])
+            if isinstance(f, tuple) and len(f) == 3 and isinstance(f[2], str)
+            else f
+            for f in spec
+        ]
+    try:
+        return np.dtype(spec)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"not a valid dtype: {spec!r} ({e})") from None
+
+
+def call_compute(plugin: Plugin, inputs: dict, start: int, end: int, chunk_i: int):
+    """``plugin.compute`` on one chunk, with the arguments its signature asks for."""
+    takes_range, takes_chunk_i = type(plugin).compute_takes()
+    kwargs = dict(inputs)
+    if takes_range:
+        kwargs.update(start=start, end=end)
+    if takes_chunk_i:
+        kwargs["chunk_i"] = chunk_i
+    return plugin.compute(**kwargs)
+
+
+def as_rows(result, dtype: np.dtype, name: str, where: str) -> np.ndarray:
+    """``result`` as rows of ``dtype``: arrays as they are, a dict ``{field: values}``
+    made into a structured array (strax's ``dict_to_rec``)."""
+    if not isinstance(result, dict):
+        return result
+    if not result:
+        return np.zeros(0, dtype)
+    first = np.asarray(next(iter(result.values())))
+    out = np.zeros(len(first) if first.ndim else 1, dtype)
+    try:
+        for k, v in result.items():
+            out[k] = v
+    except (KeyError, ValueError, TypeError) as e:
+        raise PluginError(
+            f"plugin {name} returned a dict on {where} that does not fit its dtype: {e!r}"
+        ) from e
+    return out
+
+
+class OutputView(Plugin):
+    """One output of a multi-output plugin, as a plugin of its own: the registry
+    registers one (:func:`output_view`) per data type the plugin provides. Views of one
+    plugin made together share one instance of it (:func:`link_views`), whose
+    ``compute`` runs once per chunk for all of them."""
+
+    _multi: ClassVar[type[Plugin]]
+
+    def __init__(self, run_id: str, config: dict[str, Any], inner: Plugin | None = None):
+        self.inner = inner if inner is not None else self._multi(run_id, config)
+        self.run_id = run_id
+        self.config = config
+        self.dtype = self.inner.dtype_for(self.provides)
+
+    @classmethod
+    def options(cls) -> dict[str, Option]:
+        return cls._multi.options()
+
+    @classmethod
+    def compute_takes(cls) -> tuple[bool, bool]:
+        return cls._multi.compute_takes()
+
+    @property
+    def summary(self):
+        return self.inner.summary
+
+    @summary.setter
+    def summary(self, value):
+        self.inner.summary = value
+
+    @property
+    def _run_doc(self):
+        return self.inner._run_doc
+
+    @_run_doc.setter
+    def _run_doc(self, value):
+        self.inner._run_doc = value
+
+    def chunk_intervals(self, run_id):
+        return self.inner.chunk_intervals(run_id)
+
+    def summarize(self, start, end, **inputs):
+        return self.inner.summarize(start, end, **inputs)
+
+    def combine(self, partials):
+        return self.inner.combine(partials)
+
+    def compute(self, **kwargs):
+        return self.inner.compute(**kwargs)[self.provides]
+
+
+def output_view(cls: type[Plugin], data_type: str) -> type[OutputView]:
+    """The single-output plugin class standing for output ``data_type`` of ``cls``."""
+    kind = cls.data_kind.get(data_type) if isinstance(cls.data_kind, dict) else cls.data_kind
+    static = cls.dtype.get(data_type) if isinstance(cls.dtype, dict) else None
+    return type(
+        cls.__name__,
+        (OutputView,),
+        {
+            "_multi": cls,
+            "provides": data_type,
+            "depends_on": tuple(cls.depends_on),
+            "data_kind": kind,
+            "dtype": static,
+            "__version__": cls.__version__,
+            "allow_superrun": cls.allow_superrun,
+            "needs_summary": cls.needs_summary,
+            "__module__": cls.__module__,
+            "__doc__": cls.__doc__,
+        },
+    )
+
+
+def link_views(plugins: dict[str, Plugin]) -> dict[str, Plugin]:
+    """Make the views of one multi-output plugin among ``plugins`` share one instance."""
+    shared: dict[type, Plugin] = {}
+    for p in plugins.values():
+        if isinstance(p, OutputView):
+            first = shared.setdefault(type(p)._multi, p.inner)
+            p.inner = first
+    return plugins
+
+
+def chunk_rows(plugin: Plugin, inputs: dict, start, end, chunk_i, done: dict, where: str):
+    """The rows ``plugin`` gives for one chunk. The views of a multi-output plugin
+    share the one ``compute`` call: ``done`` (one dict per chunk) keeps its result."""
+    if isinstance(plugin, OutputView):
+        key = id(plugin.inner)
+        if key not in done:
+            done[key] = call_compute(plugin.inner, inputs, start, end, chunk_i)
+        result = done[key]
+        if not isinstance(result, dict) or plugin.provides not in result:
+            got = sorted(result) if isinstance(result, dict) else type(result).__name__
+            raise PluginError(
+                f"plugin {type(plugin).__name__} provides {list(plugin._multi.outputs())}: "
+                f"its compute must return a dict with each of them, got {got} on {where}"
+            )
+        result = result[plugin.provides]
+    else:
+        result = call_compute(plugin, inputs, start, end, chunk_i)
+    return as_rows(result, plugin.dtype, type(plugin).__name__, where)

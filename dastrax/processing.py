@@ -18,7 +18,7 @@ import numpy as np
 from .chunks import endtime, merge_columns
 from .errors import DastraxError, PluginError
 from .lineage import canonical
-from .plugin import Plugin
+from .plugin import Plugin, chunk_rows
 from .registry import PluginRegistry
 from .scheduling import Scheduler
 from .storage import StorageList, StoredGroup
@@ -59,12 +59,14 @@ def plan_run(
         for dep in registry.plugin_class(dt).depends_on:
             need(dep)
         compute.append(dt)
+        for other in registry.siblings(dt):  # a multi-output plugin makes all its outputs
+            need(other)
 
     for t in targets:
         need(t)
     if not compute:
         return None
-    plugins = {dt: registry.plugin(dt, run_id) for dt in compute}
+    plugins = registry.plugins_for(compute, run_id)
     direct = {d for dt in compute for d in registry.plugin_class(dt).depends_on}
     inputs = {dt: v for dt, v in stored.items() if dt in direct}
     work = RunWork(run_id, compute, plugins, keys, inputs)
@@ -105,6 +107,7 @@ def compute_chunk(
     ``upto``'s compute, for a whole-run plugin's summary pass; see dastrax.wholerun)."""
     apply_summaries(work.plugins, summaries)
     results: dict[str, np.ndarray] = {}
+    done: dict = {}  # a multi-output plugin's result, for all its outputs
     for dt, group in work.inputs.items():
         c = group.chunks[i]
         results[dt] = group.read_rows(c["row_start"], c["row_start"] + c["n"])
@@ -118,9 +121,8 @@ def compute_chunk(
         if dt == upto:
             return {k: merge_columns(v) for k, v in kwargs.items()}
         try:
-            out = plugin.compute(
-                **{k: merge_columns(v) for k, v in kwargs.items()}, start=start, end=end
-            )
+            inputs = {k: merge_columns(v) for k, v in kwargs.items()}
+            out = chunk_rows(plugin, inputs, start, end, i, done, where)
         except DastraxError:
             raise
         except Exception as e:
@@ -132,7 +134,7 @@ def compute_chunk(
 
 def _kind_of(work: RunWork, dt: str) -> str:
     if dt in work.plugins:
-        return type(work.plugins[dt]).kind()
+        return work.plugins[dt].data_kind
     return work.inputs[dt].meta["data_kind"]
 
 
@@ -199,7 +201,7 @@ def make_runs(
             ]
             for dt in work.compute:
                 key = work.keys[dt]
-                kind = type(work.plugins[dt]).kind()
+                kind = work.plugins[dt].data_kind
                 app = frontend.writer(str(key), work.plugins[dt].dtype, compressor, kind)
                 appenders.append(app)
                 state = app

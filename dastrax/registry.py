@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigError, DataNotAvailable, InvalidRequest, UnknownConfigWarning
 from .lineage import DataKey, _jsonable, deterministic_hash
-from .plugin import Plugin
+from .plugin import OutputView, Plugin, link_views, output_view
 
 __all__ = ["PluginRegistry"]
 
@@ -38,13 +38,41 @@ class PluginRegistry:
             return
         if not (isinstance(plugin_cls, type) and issubclass(plugin_cls, Plugin)):
             raise ConfigError(f"can only register dastrax.Plugin subclasses: got {plugin_cls!r}")
-        provides = plugin_cls.provides
-        if not provides or not isinstance(provides, str) or "-" in provides or "/" in provides:
-            raise ConfigError(
-                f"plugin {plugin_cls.__name__} must set `provides` to a data type name "
-                f"without '-' or '/': got {provides!r}"
-            )
-        self.plugins[provides] = plugin_cls
+        outputs = plugin_cls.outputs()
+        for provides in outputs:
+            if not provides or not isinstance(provides, str) or "-" in provides or "/" in provides:
+                raise ConfigError(
+                    f"plugin {plugin_cls.__name__} must set `provides` to a data type name "
+                    f"(or a tuple of them) without '-' or '/': got {plugin_cls.provides!r}"
+                )
+        plugin_cls.compute_takes()  # ConfigError for a compute taking start without end
+        for provides in outputs:
+            # as strax: a multi-output plugin one of whose outputs another plugin now
+            # provides is deregistered whole
+            old = self.plugins.get(provides)
+            if isinstance(old, type) and issubclass(old, OutputView):
+                for dt in old._multi.outputs():
+                    if (
+                        self.plugins.get(dt) is not None
+                        and getattr(self.plugins[dt], "_multi", None) is old._multi
+                    ):
+                        del self.plugins[dt]
+        for provides in outputs:
+            if plugin_cls.multi_output():
+                self.plugins[provides] = output_view(plugin_cls, provides)
+            else:
+                self.plugins[provides] = plugin_cls
+
+    def siblings(self, data_type: str) -> list[str]:
+        """The other data types the plugin of ``data_type`` provides (multi-output)."""
+        cls = self.plugins.get(data_type)
+        if not (isinstance(cls, type) and issubclass(cls, OutputView)):
+            return []
+        return [
+            dt
+            for dt in cls._multi.outputs()
+            if dt != data_type and getattr(self.plugins.get(dt), "_multi", None) is cls._multi
+        ]
 
     def plugin_class(self, data_type: str) -> type[Plugin]:
         try:
@@ -57,7 +85,19 @@ class PluginRegistry:
             ) from None
 
     def data_kind(self, data_type: str) -> str:
-        return self.plugin_class(data_type).kind()
+        """The data kind of ``data_type``: its plugin's ``data_kind``, else (strax's
+        default) the kind of its first dependency, else the data type itself."""
+        seen = []
+        dt = data_type
+        while True:
+            cls = self.plugin_class(dt)
+            kind = cls.data_kind.get(dt) if isinstance(cls.data_kind, dict) else cls.data_kind
+            if kind:
+                return kind
+            if not cls.depends_on or cls.depends_on[0] not in self.plugins or dt in seen:
+                return dt
+            seen.append(dt)
+            dt = cls.depends_on[0]
 
     def dependencies(self, data_type: str) -> list[str]:
         """``data_type`` and everything it depends on, dependencies first."""
@@ -117,13 +157,20 @@ class PluginRegistry:
         """An instance of ``data_type``'s plugin configured for (regular) run ``run_id``."""
         cls = self.plugin_class(data_type)
         try:
-            return cls(run_id, self.options_for(data_type, run_id))
+            plugin = cls(run_id, self.options_for(data_type, run_id))
         except ConfigError:
             raise
         except Exception as e:
             raise ConfigError(
                 f"plugin {cls.__name__} could not be set up for run {run_id!r}: {e}"
             ) from e
+        plugin.data_kind = self.data_kind(data_type)
+        return plugin
+
+    def plugins_for(self, data_types, run_id: str) -> dict[str, Plugin]:
+        """Instances of the plugins of ``data_types`` for ``run_id``; the outputs of one
+        multi-output plugin share one instance (one ``compute`` a chunk for all)."""
+        return link_views({dt: self.plugin(dt, run_id) for dt in data_types})
 
     def lineage(self, data_type: str, run_id: str) -> dict:
         """``{data_type: (class name, version, {tracked option: value})}`` over the type and

@@ -13,7 +13,14 @@ import numpy as np
 
 from .errors import InvalidRequest
 
-__all__ = ["ALIASES", "LoadRequest", "accepts_aliases", "load_request"]
+__all__ = [
+    "ALIASES",
+    "LoadRequest",
+    "accepts_aliases",
+    "first_arguments",
+    "load_request",
+    "run_ids_of",
+]
 
 #: strax's keyword -> dastrax's (accepted as aliases)
 ALIASES = {
@@ -34,6 +41,7 @@ KNOWN = (
     "version",
     "combining",
     "make",
+    "add_run_id_field",
 )
 
 
@@ -49,6 +57,7 @@ class LoadRequest:
     version: int | None = None
     combining: bool = False
     make: bool | None = None
+    add_run_id_field: bool = True
 
 
 def load_request(
@@ -78,6 +87,7 @@ def load_request(
         check_lineage=True if given.get("check_lineage") is None else given["check_lineage"],
         combining=bool(given.get("combining") or False),
         make=None if given.get("make") is None else bool(given["make"]),
+        add_run_id_field=given.get("add_run_id_field") is not False,
     )
     ranges = [k for k in ("time_range", "seconds_range", "time_within") if given.get(k) is not None]
     if len(ranges) > 1:
@@ -98,6 +108,34 @@ def load_request(
     elif given.get("time_within") is not None:
         req.time_range = _within(given["time_within"])
     return req
+
+
+def run_ids_of(run_id_or_ids):
+    """Run ids as strings: ``bytes`` decoded (as strax does), in lists too."""
+    if isinstance(run_id_or_ids, bytes):
+        return run_id_or_ids.decode()
+    if isinstance(run_id_or_ids, (list, tuple)):
+        return [r.decode() if isinstance(r, bytes) else r for r in run_id_or_ids]
+    if isinstance(run_id_or_ids, np.ndarray):
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in run_id_or_ids.tolist()]
+    return run_id_or_ids
+
+
+def first_arguments(run_id_or_ids, targets, kwargs: dict):
+    """``(run ids, targets)`` of a load or make, given positionally or in strax's keyword
+    spelling ``run_id=..., targets=...`` (``run_id`` taken out of ``kwargs``)."""
+    if "run_id" in kwargs:
+        run_id = kwargs.pop("run_id")
+        if run_id_or_ids is not None:
+            raise InvalidRequest(
+                "the run id is given twice (positionally and as run_id=): give it once"
+            )
+        run_id_or_ids = run_id
+    if run_id_or_ids is None:
+        raise InvalidRequest("no run id given: pass it first, or as run_id=...")
+    if targets is None:
+        raise InvalidRequest("no data type given: pass the targets second, or as targets=...")
+    return run_ids_of(run_id_or_ids), targets
 
 
 def _columns(columns):

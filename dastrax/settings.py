@@ -67,6 +67,19 @@ def _chunk_size(value):
         raise ConfigError(str(e)) from None
 
 
+def _forbidden(value):
+    """A tuple of data types (a string: one data type, or ``"*"`` for all)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"forbid_creation_of must be a data type or a list of them ('*': all); got {value!r}"
+        )
+    return tuple(value)
+
+
 def _scheduler(value):
     if value is None or value == "auto":
         return "auto"
@@ -186,6 +199,14 @@ SETTINGS: dict[str, Setting] = {
             False,
             "loads skip subruns whose data is missing (with a warning) instead of making it",
             _bool("allow_incomplete"),
+        ),
+        _S(
+            "forbid_creation_of",
+            "list",
+            (),
+            "data types that loads and make never create (raise DataNotAvailable instead); "
+            "'*': all",
+            _forbidden,
         ),
         _S(
             "plugins",

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import SuperrunDefinitionError
+from .errors import CorruptData, SuperrunDefinitionError
 
 __all__ = [
     "ChunkSelection",
@@ -235,6 +235,7 @@ def select_rows(
     chunks,
     windows: np.ndarray | None,
     read_time_end: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    where: str = "",
 ) -> list[ChunkSelection]:
     """The rows of one stored group that ``windows`` keep, grouped per chunk.
 
@@ -252,6 +253,8 @@ def select_rows(
         ``(k, 2)`` int64 sorted, non-overlapping ``[start, end)``; None: every row.
     read_time_end : callable
         ``(lo, hi) -> (time, endtime)`` arrays of the group's rows ``[lo, hi)``.
+    where : str
+        The group (key and location), named by the error of a damaged chunk table.
 
     Returns
     -------
@@ -267,10 +270,25 @@ def select_rows(
     ...     return t, t + 1
     >>> [s[:4] for s in select_rows(table, np.array([[2, 4], [10, 20]]), read)]
     [(0, 2, 4, 2), (1, 10, 20, 10)]
+
+    Raises
+    ------
+    CorruptData
+        The chunk table lacks a field or holds values that are not integers.
     """
-    if windows is None:
-        return select_all(chunks)
-    t = chunk_table(chunks)
+    try:
+        if windows is None:
+            return select_all(chunks)
+        t = chunk_table(chunks)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CorruptData(
+            f"the chunk table of {where or 'a stored group'} is damaged ({e!r} in its chunk "
+            "entries, which need start, end, row_start, n): delete the group and make it again"
+        ) from None
+    return _select_windows(t, windows, read_time_end)
+
+
+def _select_windows(t: dict, windows, read_time_end) -> list[ChunkSelection]:
     w = as_windows(windows)
     if not len(w) or not len(t["n"]):
         return []

@@ -268,3 +268,25 @@ def test_worker_killed_during_make(tmp_path, round_):
         assert "error" not in result, repr(result.get("error"))
         for r in RUNS:
             assert_same_rows(cl.get_array(r, TARGETS), th.get_array(r, TARGETS))
+
+
+def test_a_multi_output_plugin_on_the_cluster_equals_threads(client, tmp_path):
+    """strax-style plugins (a string depends_on, ``compute(self, records)``, three
+    outputs of three data kinds) made on worker processes: the same rows as on threads,
+    each output stored as its own data type."""
+    from strax_suite.plugins import EvenOddSplit
+    from strax_suite.plugins import Records as StraxRecords
+
+    got = {}
+    for where, kwargs in (("cluster", {"client": client}), ("threads", {})):
+        st = dastrax.Context(
+            storage=str(tmp_path / where),
+            register=[StraxRecords, EvenOddSplit],
+            progress=False,
+            **kwargs,
+        )
+        st.make(["0", "1"], "rec_count")
+        assert all(st.is_stored(r, t) for r in "01" for t in ("even_recs", "odd_recs"))
+        got[where] = [st.get_array(["0", "1"], t) for t in ("even_recs", "odd_recs", "rec_count")]
+    for a, b in zip(got["cluster"], got["threads"]):
+        assert len(a) and np.array_equal(a, b)

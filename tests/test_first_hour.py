@@ -206,6 +206,8 @@ def test_load_signatures_list_every_keyword(name):
         assert kw in params, kw
         assert params[kw].kind is inspect.Parameter.KEYWORD_ONLY, kw
     assert "kwargs" not in params
+    assert list(params)[1:3] == ["run_id_or_ids", "targets"] and "run_id" in params
+    assert ("add_run_id_field" in params) == (name in ("get_array", "get_df"))
     doc = method.__doc__
     params_doc = doc.split("Parameters\n")[1].split("Returns\n")[0]
     for kw in LOAD_KEYWORDS:

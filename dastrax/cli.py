@@ -287,7 +287,8 @@ def runs(env, available, run_mode, include_tags, exclude_tags):
     if table.empty:
         click.echo(f"no runs in {env.where()}")
         return
-    table = table.assign(livetime=table["livetime"].map(format_livetime))
+    seconds = table["livetime"].dt.total_seconds()
+    table = table.assign(livetime=seconds.map(format_livetime))
     _echo_table(table.set_index("name"))
 
 

@@ -1070,8 +1070,8 @@ class Context:
         Returns
         -------
         pandas.DataFrame
-            ``name, number, mode, source, tags, livetime`` (float seconds), ``start`` and
-            ``end`` (UTC timestamps), and the availability columns.
+            ``name, number, mode, source, tags, livetime`` (a timedelta, as strax's),
+            ``start`` and ``end`` (UTC timestamps), and the availability columns.
 
         Raises
         ------
@@ -1082,7 +1082,7 @@ class Context:
         --------
         >>> table = st.select_runs(available="peaks")
         >>> row = table.set_index("name").loc["0"]
-        >>> float(row["livetime"]), bool(row["peaks_available"])
+        >>> row["livetime"].total_seconds(), bool(row["peaks_available"])
         (1e-08, True)
         """
         self._check_readable()

@@ -243,11 +243,38 @@ class Plugin:
 
     @classmethod
     def outputs(cls) -> tuple[str, ...]:
-        """The data types the plugin provides."""
+        """The data types the plugin provides.
+
+        Returns
+        -------
+        tuple of str
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> Peaks.outputs()
+        ('peaks',)
+        """
         return cls.provides if isinstance(cls.provides, tuple) else (cls.provides,)
 
     def dtype_for(self, data_type: str) -> np.dtype:
-        """The dtype of ``data_type`` (one of :meth:`outputs`), as strax's ``dtype_for``."""
+        """The dtype of ``data_type`` (one of :meth:`outputs`), as strax's ``dtype_for``.
+
+        Parameters
+        ----------
+        data_type : str
+            One of the plugin's outputs.
+
+        Returns
+        -------
+        numpy.dtype
+
+        Examples
+        --------
+        >>> from dastrax.testutils import PeakClassification
+        >>> PeakClassification("0", {}).dtype_for("peak_classification").names
+        ('time', 'length', 'dt', 'type')
+        """
         return self.dtype[data_type] if isinstance(self.dtype, dict) else self.dtype
 
     # -- class-level description ------------------------------------------------------

@@ -97,7 +97,7 @@ def test_select_table_takes_documents_without_name_or_livetime():
     )
     assert table["name"].tolist() == ["3", "_sr"]
     assert table["number"].iloc[0] == 3 and np.isnan(table["number"].iloc[1])
-    assert table["livetime"].iloc[0] == 2.0  # seconds, as everywhere
+    assert table["livetime"].iloc[0] == pd.Timedelta(2, unit="s")
     # a list of documents without names: no KeyError
     assert len(runs.select_table([{"start": 0, "end": 1}])) == 1
 

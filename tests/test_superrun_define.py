@@ -203,7 +203,7 @@ def test_run_document_fields(st):
     table = st.select_runs().set_index("name")
     assert table.loc["_docs", "mode"] == "bg,kr83m"
     assert np.isnan(table.loc["_docs", "number"])
-    assert table.loc["_docs", "livetime"] == pytest.approx(17e-9)  # seconds
+    assert table.loc["_docs", "livetime"] == pd.Timedelta(17, unit="ns")
     assert table.loc["_docs", "end"] == pd.Timestamp(45, unit="ns", tz="UTC")
 
 

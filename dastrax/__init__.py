@@ -20,6 +20,7 @@ from .errors import (
     RunMetadataNotAvailable,
     RunNotFound,
     SuperrunDefinitionError,
+    WriteAborted,
     WriteConflict,
 )
 from .lineage import DataKey
@@ -48,6 +49,7 @@ __all__ = [
     "StoredGroup",
     "StraxDirectory",
     "SuperrunDefinitionError",
+    "WriteAborted",
     "WriteConflict",
     "ZarrDirectory",
     "__version__",

@@ -62,10 +62,11 @@ def context(params: dict, client=None):
     """The bench's context on ``params["storage"]`` (on ``client``'s cluster, if given)."""
     import dastrax
 
+    extra = dict(params.get("context_config", {}))
     if client is not None:
         params = {**params, "scheduler": "auto"}
+        extra["client"] = client
     return dastrax.Context(
-        client=client,
         storage=params["storage"],
         register=[Records, Peaks],
         config={
@@ -74,7 +75,7 @@ def context(params: dict, client=None):
         },
         progress=False,
         scheduler=params.get("scheduler", "threads"),
-        **params.get("context_config", {}),
+        **extra,
     )
 
 

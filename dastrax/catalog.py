@@ -17,7 +17,7 @@ from .names import (
     validate_run_id,
     validate_superrun_name,
 )
-from .storage import StorageList
+from .storage import StorageList, SupportsRunDocumentPath
 
 __all__ = ["Catalog"]
 
@@ -255,8 +255,9 @@ def _written(doc: dict, attachments: dict) -> dict:
 
 
 def _where(frontend, run_id: str) -> str:
-    path = getattr(frontend, "run_document_path", None)
-    return path(run_id) if path is not None else f"{frontend.url} (run {run_id})"
+    if isinstance(frontend, SupportsRunDocumentPath):
+        return frontend.run_document_path(run_id)
+    return f"{frontend.url} (run {run_id})"
 
 
 def _same_doc(old: dict, new: dict) -> bool:

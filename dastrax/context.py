@@ -953,7 +953,9 @@ class Context:
         4e-09
         """
         self._check_readable()
-        return self._catalog.define(name, data, from_run, overwrite)
+        doc = self._catalog.define(name, data, from_run, overwrite)
+        self._resolver.write_manifest(name)
+        return doc
 
     def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
         """Add subruns to superrun ``name``; returns the new document.
@@ -992,7 +994,9 @@ class Context:
         ['0', '2']
         """
         self._check_readable()
-        return self._catalog.extend(name, data, from_run)
+        doc = self._catalog.extend(name, data, from_run)
+        self._resolver.write_manifest(name)
+        return doc
 
     def superrun_versions(self, name: str) -> pd.DataFrame:
         """The versions of superrun ``name``: every definition, redefinition and extension

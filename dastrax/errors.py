@@ -22,6 +22,7 @@ __all__ = [
     "RunNotFound",
     "SuperrunDefinitionError",
     "UnknownConfigWarning",
+    "WriteAborted",
     "WriteConflict",
     "advice",
     "advice_language",
@@ -81,6 +82,13 @@ class InvalidRequest(DastraxError, ValueError):
 
 class WriteConflict(DastraxError):
     """Another writer holds the data being written; retry once it has finished."""
+
+
+class WriteAborted(DastraxError):
+    """A write was aborted (its writer's :meth:`~dastrax.storage.GroupWriter.abort` ran,
+    e.g. because another task of the same make or persist failed): nothing of it is
+    stored. Raised by writes and commits that come after the abort; make the data
+    again."""
 
 
 class UnknownConfigWarning(UserWarning):

@@ -34,7 +34,7 @@ from .lineage import deterministic_hash
 from .loader import Piece, Resolved, Source, pieces_for
 from .storage import StorageList
 
-__all__ = ["INDEX_ENV", "directory", "load", "save"]
+__all__ = ["INDEX_ENV", "MANIFEST_ENV", "directory", "load", "manifests_on", "save"]
 
 #: the environment variable naming the index folder (``0``: no index)
 INDEX_ENV = "DASTRAX_OPEN_INDEX"
@@ -46,6 +46,17 @@ MAX_FILES = 64
 RACY_SECONDS = 2.0
 #: the layout of index files; bumped when it changes
 FORMAT = 1
+
+
+#: the environment variable that turns manifests kept with the data off (``0``)
+MANIFEST_ENV = "DASTRAX_MANIFESTS"
+
+
+def manifests_on() -> bool:
+    """Whether manifests of superrun loads are kept with the data (``DASTRAX_MANIFESTS``,
+    default on)."""
+    value = os.environ.get(MANIFEST_ENV, "1")
+    return value.strip().lower() not in ("", "0", "off", "false", "no")
 
 
 def directory() -> str | None:
@@ -72,8 +83,9 @@ def _token_text(token) -> str:
 
 
 def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
-    """The load indexed under ``key`` if its stamp is ``token``, else None (a damaged or
-    outdated file is a miss, never an error)."""
+    """The load indexed under ``key`` if its stamp is ``token`` (a manifest: ``token``
+    None, and every group and run document it names still what it was), else None (a
+    damaged or outdated file is a miss, never an error)."""
     path = os.path.join(folder, f"{key}.npz")
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -81,16 +93,50 @@ def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
             if head.get("format") != FORMAT or head.get("token") != _token_text(token):
                 return None
             arrays = {name: z[name] for name in z.files if name != "head"}
+        if token is None and not _unchanged(head, arrays, storage):
+            return None
         return _rebuild(head, arrays, storage)
     except Exception:  # noqa: BLE001 - any unreadable index is only a miss
         return None
 
 
-def save(folder: str, key: str, res: Resolved, storage: StorageList, token) -> bool:
+def _unchanged(head: dict, a: dict, storage: StorageList) -> bool:
+    """Whether what a manifest names is as it was: each group's document (by signature),
+    the run documents of the load's labels, and no stored copy of the superrun."""
+    front = a["front"].tolist()
+    now = storage.signatures(front, head["keys"])
+    if now is None or now != a["sig"].tolist():
+        return False
+    if run_signatures(storage, head["labels_checked"]) != head["doc_sigs"]:
+        return False
+    absent = head["absent"]
+    for f in storage:
+        got = f.signatures(absent) if absent else []
+        if got is None or any(x is not None for x in got):
+            return False
+    return True
+
+
+def run_signatures(storage: StorageList, labels) -> list:
+    """The signatures of the run documents of ``labels`` on every frontend."""
+    return [[f.run_signature(label) for f in storage] for label in sorted(set(labels))]
+
+
+def save(
+    folder: str,
+    key: str,
+    res: Resolved,
+    storage: StorageList,
+    token,
+    absent=(),
+    doc_sigs=None,
+) -> bool:
     """Write the index of ``res`` under ``key`` (atomically); whether it was written.
 
-    ``res`` gets its pieces (before any selection) as ``base_pieces``, so the load does
-    not cut its chunks a second time."""
+    ``token`` None writes a *manifest*: valid while each group's and run document's
+    signature is what it was when the load read it and the keys ``absent`` (a stored
+    copy of the superrun) are not stored. ``res`` gets its pieces (before any selection)
+    as ``base_pieces``, so the load does not cut its chunks a second time."""
     fronts = {f.url: i for i, f in enumerate(storage)}
     sources = res.sources
     if any(
@@ -116,11 +162,29 @@ def save(folder: str, key: str, res: Resolved, storage: StorageList, token) -> b
         "labels": [s.label for s in sources],
         "keys": [g.key for s in sources for _t, g in s.groups],
     }
+    front = [fronts[g.url] for s in sources for _t, g in s.groups]
+    sig = None
+    if token is None:  # a manifest: the signatures of what this load read
+        sig = storage.signatures(front, head["keys"], as_read=True)
+        if sig is None or any(x is None for x in sig):
+            return False
+        labels = sorted({s.label for s in sources})
+        now = run_signatures(storage, labels)
+        if doc_sigs is None or doc_sigs != now:  # (redefined while being resolved)
+            return False
+        head["labels_checked"] = labels
+        head["doc_sigs"] = now
+        head["absent"] = list(absent)
+        hints = _read_hints(sources, res.targets)
+        if hints is None:
+            return False
+        head["hints"] = hints
     arrays = {
         "head": np.frombuffer(json.dumps(head).encode(), np.uint8),
+        "sig": np.array(sig if sig is not None else [], np.int64).reshape(-1, 3),
         "subrun": np.array([s.subrun for s in sources], np.int64),
         "stored": np.array([s.stored for s in sources], bool),
-        "front": np.array([fronts[g.url] for s in sources for _t, g in s.groups], np.int32),
+        "front": np.array(front, np.int32),
         "n_rows": np.array(
             [int(g.meta.get("n_rows", -1)) for s in sources for _t, g in s.groups], np.int64
         ),
@@ -147,6 +211,25 @@ def save(folder: str, key: str, res: Resolved, storage: StorageList, token) -> b
         return False
     _evict(folder)
     return True
+
+
+#: what a manifest's handles know of their groups without reading them (per target)
+_HINT_KEYS = ("zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
+
+
+def _read_hints(sources, targets) -> dict | None:
+    """Per target, what reading its groups needs besides the row count (the same in every
+    subrun's group, as dastrax writes them), or None where the groups differ."""
+    out: dict = {}
+    for s in sources:
+        for t, g in s.groups:
+            meta = g.meta
+            mine = {k: meta.get(k) for k in _HINT_KEYS}
+            if t not in out:
+                out[t] = mine
+            elif out[t] != mine:
+                return None
+    return out
 
 
 def _evict(folder: str) -> None:
@@ -182,7 +265,12 @@ def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
     n_t = len(targets)
     frontends = storage.frontends
     keys, front, n_rows = head["keys"], a["front"].tolist(), a["n_rows"].tolist()
-    handles = [frontends[f].handle(k, n) for f, k, n in zip(front, keys, n_rows)]
+    hints = head.get("hints") or {}
+    kinds = [t for _s in head["runs"] for t in targets]
+    handles = [
+        frontends[f].handle(k, n, hint=_hint(hints.get(t), n))
+        for f, k, n, t in zip(front, keys, n_rows, kinds)
+    ]
     ranges = _split(a["windows"], a["range_n"], a["has_ranges"])
     sources = [
         Source(run, label, tuple(zip(targets, handles[i * n_t : (i + 1) * n_t])), sub, rng, st)
@@ -204,6 +292,10 @@ def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
     res = Resolved(sources, head["subruns"], targets, head["kind"])
     res.base_pieces = pieces
     return res
+
+
+def _hint(common: dict | None, n_rows: int) -> dict | None:
+    return None if common is None else {**common, "n_rows": n_rows}
 
 
 def stamp_is_settled(newest: float) -> bool:

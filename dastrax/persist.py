@@ -1,7 +1,7 @@
 """Persisting a superrun: the rows of its subruns written, zarr chunk by zarr chunk, into
 zarr groups that are stored runs of their own. Where the subruns share a zarr chunk size,
 the persisted arrays take it, and each zarr chunk that is a whole chunk of one subrun is
-copied as its compressed file (``GroupWriter.copy_chunk_from``); only the rest (time
+copied as its compressed file (``SupportsChunkCopy.copy_chunk_from``); only the rest (time
 ranges' cuts, shifted rows, other codecs) is read and compressed again."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .loader import (
 )
 from .resolver import Resolver
 from .scheduling import Scheduler
-from .storage import shared_chunk_rows, zarr_chunk_rows
+from .storage import SupportsChunkCopy, shared_chunk_rows, zarr_chunk_rows
 from .superruns import flat_fingerprint
 
 __all__ = ["chunk_table", "persist_superrun"]
@@ -338,6 +338,8 @@ def _write_rows(job: Opaque, r0: int, r1: int) -> int:
             if a < b:
                 parts.append((p, a, b, po + a - z0))
         whole = _whole_source_chunk(parts, target, app.chunk_rows, z0, z1)
+        if not isinstance(app, SupportsChunkCopy):
+            whole = None  # a writer that copies no chunk files
         block = {}  # the columns not copied: written together
         for name in dtype.names:
             if whole is not None and app.copy_chunk_from(

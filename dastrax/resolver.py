@@ -113,7 +113,7 @@ class Resolver:
                 f"{advice('register')}"
             )
         if len(found) > 1:
-            choose = getattr(found[0], "choose_hint", "")
+            choose = found[0].choose_hint
             raise InvalidRequest(
                 f"{data_type} of run {run_id!r} is stored with several lineages "
                 f"({', '.join(g.key for g in found)}); register the plugin that made the "
@@ -196,9 +196,10 @@ class Resolver:
         storage with a change stamp. A valid index is the load; otherwise the load is
         resolved and, if big and the storage unchanged meanwhile, indexed."""
         folder = openindex.directory() if self.open_index else None
+        manifests = self.storage.manifest_folder() if openindex.manifests_on() else None
         names = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
         if (
-            folder is None
+            (folder is None and manifests is None)
             or not isinstance(run_ids, str)
             or not is_superrun_id(run_ids)
             or time_range is not None
@@ -207,6 +208,8 @@ class Resolver:
             or self.registry.lineage_per_run()
         ):
             return self._resolve(run_ids, targets, time_range, check_lineage, make, **kwargs)
+        if manifests is not None:
+            return self._manifested(manifests, run_ids, names, check_lineage, make, **kwargs)
         before = self.storage.change_stamp()
         if before is None:
             return self._resolve(run_ids, targets, time_range, check_lineage, make, **kwargs)
@@ -224,6 +227,49 @@ class Resolver:
             if after is not None and after[0] == before[0]:
                 openindex.save(folder, key, res, self.storage, before[0])
         return res
+
+    def _manifested(self, folder, label, targets, check_lineage, make, **kwargs) -> Resolved:
+        """:meth:`_resolve` of a whole superrun through its *manifest*, kept with the data
+        (:mod:`dastrax.openindex`): valid while every group and run document it names is
+        the one it read (checked by signature, file by file) and no stored copy of the
+        superrun has appeared; else resolved afresh and, if big, written again."""
+        hashes = [self.registry.key(label, t).lineage_hash for t in targets]
+        flags = [check_lineage, kwargs.get("stored", True), "manifest"]
+        key = openindex.cache_key(self.storage, label, targets, hashes, flags)
+        res = openindex.load(folder, key, self.storage, None)
+        if res is not None:
+            return res
+        docs = openindex.run_signatures(self.storage, [label])
+        res = self._resolve(label, targets, None, check_lineage, make, **kwargs)
+        if len(res.sources) >= openindex.MIN_SOURCES and not any(s.stored for s in res.sources):
+            keys = self._superrun_keys(label, targets, self.flat(label)) or {}
+            absent = [str(k) for k in keys.values()]
+            openindex.save(folder, key, res, self.storage, None, absent, docs)
+        return res
+
+    def write_manifest(self, label: str) -> list[str]:
+        """Write the manifests of superrun ``label``'s loads of every registered data type
+        all of whose subruns' data is stored (after a definition: the next open in any
+        process then reads one file); the data types indexed."""
+        if not openindex.manifests_on() or self.storage.manifest_folder() is None:
+            return []
+        if self.registry.lineage_per_run():
+            return []
+        flat = self.flat(label)
+        if len(flat) < openindex.MIN_SOURCES:
+            return []
+        done = []
+        for t in sorted(self.registry.plugins):
+            first = self.storage.find(str(self.regular_key(flat[0][0], t)))
+            if first is None:  # (not made for these runs: nothing to index)
+                continue
+            try:
+                with gc_paused(), self.snapshot():
+                    self._indexed(label, [t], make=False)
+            except (DataNotAvailable, LineageMismatch):
+                continue
+            done.append(t)
+        return done
 
     def _resolve(
         self,

@@ -10,7 +10,7 @@ from .catalog import Catalog
 from .errors import InvalidRequest, advice
 from .names import validate_superrun_name
 from .resolver import Resolver
-from .storage import StorageFrontend, StorageList
+from .storage import StorageFrontend, StorageList, SupportsVersions
 
 __all__ = ["pinned", "split_version", "superrun_versions"]
 
@@ -40,7 +40,7 @@ def split_version(run_id, version=None) -> tuple[object, int | None]:
 def _versioned(storage: StorageList, name: str) -> StorageFrontend:
     """The frontend holding superrun ``name``'s document, which must keep versions."""
     _doc, frontend = storage.run_metadata(name)
-    if not hasattr(frontend, "superrun_versions"):
+    if not isinstance(frontend, SupportsVersions):
         raise InvalidRequest(
             f"superrun {name!r} is stored in {frontend.url} ({type(frontend).__name__}), "
             f"which keeps no versions: to keep them, {advice('icechunk')}"

@@ -143,6 +143,21 @@ def test_loading_a_superrun_on_the_cluster_equals_threads(made, client):
     assert {next(iter(c.subruns)) for c in chunks} == set(RUNS)
 
 
+def test_per_subrun_reductions_on_the_cluster(made, client):
+    """``groupby("subrun")`` needs no computed labels; on the cluster it gives numpy's
+    per-subrun means, with blocks of any size (across subruns, or one a stored chunk)."""
+    cl, th = made
+    rows = th.get_array("_sr", "peaks")
+    codes = th.get_dataset("_sr", "peaks").subrun.values
+    want = np.bincount(codes, rows["channel"]) / np.bincount(codes)
+    for chunks in ("auto", 4, "stored"):
+        ds = cl.get_dataset("_sr", "peaks", chunks=chunks)
+        means = client.compute(ds.channel.groupby("subrun").mean()).result()
+        np.testing.assert_allclose(means.values, want)
+        total = client.compute(ds.area.sum()).result()
+        assert float(total) == float(rows["area"].sum())
+
+
 def test_persisting_on_the_cluster_equals_threads(made):
     cl, th = made
     keys_cl = cl.persist_superrun("_sr", TARGETS, chunk_target_size_mb=0.01)

@@ -34,6 +34,7 @@ def made(tmp_path_factory):
 def index_dir(tmp_path, monkeypatch):
     folder = tmp_path / "index"
     monkeypatch.setenv(openindex.INDEX_ENV, str(folder))
+    monkeypatch.setenv(openindex.MANIFEST_ENV, "0")  # (manifests: test_manifest.py)
     return folder
 
 

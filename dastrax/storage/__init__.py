@@ -2,8 +2,10 @@
 
 :class:`StorageFrontend` (find a key, list keys, write and commit a group, delete; run
 documents), :class:`StoredGroup` (a picklable handle that reads rows of a column) and
-:class:`GroupWriter` (append, commit, abort) are the whole interface; the rest of dastrax
-never imports zarr or fsspec or builds a path. Frontends are chosen by URL scheme
+:class:`GroupWriter` (append, commit, abort) are the whole interface, and optional
+capabilities are protocols checked with ``isinstance`` (:class:`SupportsVersions`,
+:class:`SupportsRunDocumentPath`, :class:`SupportsChunkCopy`); the rest of dastrax never
+imports zarr or fsspec or builds a path. Frontends are chosen by URL scheme
 (:func:`frontend_for`, open to third parties through the entry point group
 ``dastrax.storage``):
 
@@ -33,7 +35,14 @@ from __future__ import annotations
 
 import warnings
 
-from .base import GroupWriter, StorageFrontend, StoredGroup
+from .base import (
+    GroupWriter,
+    StorageFrontend,
+    StoredGroup,
+    SupportsChunkCopy,
+    SupportsRunDocumentPath,
+    SupportsVersions,
+)
 from .codecs import DEFAULT_COMPRESSOR, dtype_from_json, dtype_to_json, normalize_compressor
 from .multi import StorageList
 from .registry import frontend_for
@@ -49,6 +58,9 @@ __all__ = [
     "StorageFrontend",
     "StorageList",
     "StoredGroup",
+    "SupportsChunkCopy",
+    "SupportsRunDocumentPath",
+    "SupportsVersions",
     "ZarrDirectory",
     "dtype_from_json",
     "dtype_to_json",

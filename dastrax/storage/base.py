@@ -16,6 +16,12 @@ Three abstract classes, like zarr-python's ``abc/store.py``:
 Nothing outside ``dastrax/storage/`` imports zarr or fsspec or builds a path: loader,
 persist, processing and the resolver see only these classes.
 
+Optional capabilities are declared as :class:`typing.Protocol` classes, checked with
+``isinstance`` (as zarr-python's ``SupportsGetSync``): :class:`SupportsVersions` (a
+frontend that keeps every version of a run document), :class:`SupportsRunDocumentPath`
+(a frontend whose run documents are files it can name) and :class:`SupportsChunkCopy` (a
+writer that copies compressed zarr chunk files of another group as they are).
+
 The metadata document of a group (``StoredGroup.meta``) is a dict with at least
 ``run_id, data_type, data_kind, dtype`` (see :func:`dastrax.storage.codecs.dtype_to_json`),
 ``lineage, lineage_hash, compressor, chunk_target_size_mb, n_rows`` and ``chunks``: the
@@ -27,14 +33,21 @@ and a ``subrun`` column.
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import DataNotAvailable, InvalidRequest
 from .codecs import dtype_from_json
 
-__all__ = ["GroupWriter", "StorageFrontend", "StoredGroup"]
+__all__ = [
+    "GroupWriter",
+    "StorageFrontend",
+    "StoredGroup",
+    "SupportsChunkCopy",
+    "SupportsRunDocumentPath",
+    "SupportsVersions",
+]
 
 
 class StoredGroup(abc.ABC):
@@ -46,6 +59,9 @@ class StoredGroup(abc.ABC):
     meta: dict
     #: where it is stored, for messages
     url: str
+    #: appended to the message when several lineages of an unregistered data type are
+    #: stored: how else this frontend lets a user choose one (e.g. ``", or choose ..."``)
+    choose_hint: str = ""
 
     @property
     def dtype(self) -> np.dtype:
@@ -175,23 +191,6 @@ class GroupWriter(abc.ABC):
         """This state, told that ``n`` rows were written by position."""
         return self
 
-    def copy_chunk_from(
-        self,
-        group: StoredGroup,
-        field: str,
-        chunk_index: int,
-        dest_chunk_index: int,
-        link: bool = False,
-    ) -> bool:
-        """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim (still
-        compressed) as zarr chunk ``dest_chunk_index`` of the same column here.
-
-        A fast path of writes by position: False (nothing written) where it cannot be
-        done — other chunk shapes, codecs or dtype, another kind of storage — and the
-        caller then writes the rows themselves.
-        """
-        return False
-
 
 class StorageFrontend(abc.ABC):
     """A storage location: stored groups by key, and run documents.
@@ -313,11 +312,12 @@ class StorageFrontend(abc.ABC):
         ['peaks', 'records']
         """
 
-    def handle(self, key: str, n_rows: int) -> StoredGroup:
+    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> StoredGroup:
         """A handle of the committed group ``key``, which an open index recorded with
-        ``n_rows`` rows; frontends may read its metadata only when it is first needed (then
-        a group that no longer holds ``n_rows`` rows raises
-        :class:`~dastrax.errors.DataNotAvailable`). The default reads it now.
+        ``n_rows`` rows; frontends may read its metadata only when it is first needed
+        (then a group that no longer holds ``n_rows`` rows raises
+        :class:`~dastrax.errors.DataNotAvailable`), and read rows with what ``hint``
+        (the keys of the metadata that reading needs) tells. The default reads it now.
 
         Parameters
         ----------
@@ -325,6 +325,8 @@ class StorageFrontend(abc.ABC):
             ``run_id-data_type-lineage_hash``.
         n_rows : int
             The rows the group held when it was indexed.
+        hint : dict, optional
+            The keys of the metadata that reading needs, as recorded with the index.
 
         Returns
         -------
@@ -367,6 +369,24 @@ class StorageFrontend(abc.ABC):
         >>> d.change_stamp() is None  # memory://, like object stores, cannot tell cheaply
         True
         """
+        return None
+
+    def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
+        """Per key, what identifies the committed group's metadata document now (locally:
+        its inode, modification time and size), or None for a key not stored; with
+        ``as_read``, the signature of the document this frontend last read for the key.
+        None (the default) where a frontend cannot tell cheaply: then no manifest of a
+        superrun's load is kept over it (see :mod:`dastrax.openindex`)."""
+        return None
+
+    def run_signature(self, run_id: str) -> list | None:
+        """What identifies ``run_id``'s run document now, or None (no document, or a
+        frontend that cannot tell)."""
+        return None
+
+    def manifest_folder(self) -> str | None:
+        """Where manifests of superrun loads are kept with the data (a local folder of a
+        writable frontend that has :meth:`signatures`), or None."""
         return None
 
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
@@ -792,3 +812,67 @@ class StorageFrontend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, readonly={self.readonly})"
+
+
+# -- optional capabilities --------------------------------------------------------------
+@runtime_checkable
+class SupportsVersions(Protocol):
+    """A frontend that keeps every version of a run document (an icechunk repository):
+    each write of a superrun's document is a version, and what was stored while it was
+    the current one can be read again.
+
+    Examples
+    --------
+    >>> from dastrax.storage import SupportsVersions, ZarrDirectory
+    >>> isinstance(ZarrDirectory("memory://v"), SupportsVersions)
+    False
+    """
+
+    def superrun_versions(self, name: str) -> list[dict]:
+        """Every version of the run document ``name``, oldest first: dicts of
+        ``version`` (1, 2, ...), ``time``, ``commit``, ``message`` and ``doc``."""
+        ...
+
+    def at_version(self, name: str, version: int) -> StorageFrontend:
+        """A read-only view of this frontend as it was while version ``version`` of
+        ``name`` was the current one (:class:`~dastrax.errors.InvalidRequest` if there
+        is no such version)."""
+        ...
+
+    def tag(self, name: str, version: int, tag: str) -> None:
+        """Give version ``version`` of ``name`` a name that pins it."""
+        ...
+
+
+@runtime_checkable
+class SupportsRunDocumentPath(Protocol):
+    """A frontend whose run documents are files: messages name the file."""
+
+    def run_document_path(self, run_id: str) -> str:
+        """Where the run document of ``run_id`` is (a path or URL)."""
+        ...
+
+
+@runtime_checkable
+class SupportsChunkCopy(Protocol):
+    """A writer that copies zarr chunk files of a stored group as they are (still
+    compressed): the fast path of writes by position (a superrun's persist copies its
+    subruns' chunk files)."""
+
+    def copy_chunk_from(
+        self,
+        group: StoredGroup,
+        field: str,
+        chunk_index: int,
+        dest_chunk_index: int,
+        link: bool = False,
+    ) -> bool:
+        """Copy zarr chunk ``chunk_index`` of column ``field`` of ``group`` verbatim as
+        zarr chunk ``dest_chunk_index`` of the same column here (hard-linked with
+        ``link`` where the storage allows).
+
+        False (nothing written) where it cannot be done — other chunk shapes, codecs or
+        dtype, another kind of storage, a missing source file — and the caller then
+        writes the rows themselves.
+        """
+        ...

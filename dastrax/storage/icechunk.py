@@ -60,7 +60,7 @@ from ..errors import (
 )
 from .base import GroupWriter, StorageFrontend, StoredGroup
 from .codecs import dtype_from_json, dtype_to_json, make_codecs, normalize_compressor
-from .zarr_writer import zarr_chunk_rows
+from .zarr_writer import buffer_rows, position_chunk_rows
 
 __all__ = ["IcechunkGroup", "IcechunkRepository", "IcechunkWriter"]
 
@@ -375,10 +375,7 @@ class IcechunkWriter(GroupWriter):
             [dt.fields[n][0].itemsize for n in dt.names]
             + [np.dtype(d).itemsize for d in (extra or {}).values()]
         )
-        if rows is None:
-            rows = zarr_chunk_rows(base_rows, widest)
-        if total_rows:
-            rows = min(rows, total_rows)
+        rows = position_chunk_rows(base_rows, total_rows, widest, rows)
         session = self._session()
         self._create(session, rows, total_rows, extra, attributes)
         state = self._with_session(session, chunk_rows=rows, created=True)
@@ -409,19 +406,12 @@ class IcechunkWriter(GroupWriter):
         run_id: str | None = None,
     ) -> IcechunkWriter:
         """Add one logical chunk ``[start, end)`` holding ``data``; the new state."""
-        state = self
-        tail = (
-            data
-            if state.tail is None or not len(state.tail)
-            else np.concatenate([state.tail, data])
-        )
-        written = state.written
+        written = self.written
         session = None
-        if not state.chunk_rows and len(data):
-            widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
-            state = replace(state, chunk_rows=zarr_chunk_rows(len(data), widest))
-        full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
-        if full:
+        chunk_rows, whole, tail = buffer_rows(self.tail, data, self.chunk_rows)
+        state = replace(self, chunk_rows=chunk_rows)
+        if whole is not None:
+            full = len(whole)
             session = state._session()
             if not state.created:
                 state._create(session, state.chunk_rows, 0, None, None)
@@ -430,8 +420,7 @@ class IcechunkWriter(GroupWriter):
                 arr = zarr.open_array(session.store, path=f"{state.key}/{name}", mode="r+")
                 if arr.shape[0] < written + full:
                     arr.resize((written + full, *arr.shape[1:]))  # grown: metadata only
-                arr[written : written + full] = tail[name][:full]
-            tail = tail[full:].copy()
+                arr[written : written + full] = whole[name]
             written += full
         chunk = chunk_entry(len(state.chunks), start, end, state.n, data, run_id, subruns)
         changes = {
@@ -466,8 +455,10 @@ class IcechunkWriter(GroupWriter):
         session = self._session()
         state = self
         if not state.created:
-            state._create(session, max(1, state.n), state.n, None, None)
-        rows = state.chunk_rows or max(1, state.n)
+            # every row in memory: one zarr chunk of them all (as a ZarrDirectory's)
+            state = replace(state, chunk_rows=max(1, state.n))
+            state._create(session, state.chunk_rows, state.n, None, None)
+        rows = state.chunk_rows
         for name in state.np_dtype.names:
             arr = zarr.open_array(session.store, path=f"{state.key}/{name}", mode="r+")
             if arr.shape[0] != state.n:

@@ -15,6 +15,8 @@ import zarr
 import zarr.errors
 
 RUNS_DIR = "runs"
+#: manifests of superrun loads, inside RUNS_DIR (see dastrax.openindex)
+MANIFESTS_DIR = "manifests"
 
 
 TMP_PREFIX = ".tmp-"

@@ -21,7 +21,14 @@ class MemoryDirectory(ZarrDirectory):
     ['0']
     """
 
-    def __init__(self, url: str = "memory://dastrax", readonly: bool = False, **kwargs):
+    def __init__(
+        self,
+        url: str = "memory://dastrax",
+        readonly: bool = False,
+        provide_run_metadata: bool = True,
+        storage_options: dict | None = None,
+    ):
         if "://" not in str(url):
             url = f"memory://{url}"
-        super().__init__(url, readonly=readonly, **kwargs)
+        # (the arguments of ZarrDirectory's, in its order: pickled and copied alike)
+        super().__init__(url, readonly, provide_run_metadata, storage_options)

@@ -56,6 +56,31 @@ class StorageList:
             newest = max(newest, stamp[1])
         return tuple(token), newest
 
+    def manifest_folder(self) -> str | None:
+        """Where manifests of superrun loads are kept: the first writable frontend's
+        folder, if every frontend can sign what it stores (see
+        :meth:`StorageFrontend.signatures`); else None."""
+        if any(f.signatures([]) is None for f in self.frontends):
+            return None
+        for f in self.frontends:
+            if not f.readonly:
+                return f.manifest_folder()
+        return None
+
+    def signatures(self, fronts: list[int], keys: list[str], *, as_read=False) -> list | None:
+        """Signatures of ``keys``, each asked of frontend number ``fronts[i]``."""
+        out: list = [None] * len(keys)
+        for i, f in enumerate(self.frontends):
+            mine = [j for j, fi in enumerate(fronts) if fi == i]
+            if not mine:
+                continue
+            got = f.signatures([keys[j] for j in mine], as_read=as_read)
+            if got is None:
+                return None
+            for j, sig in zip(mine, got):
+                out[j] = sig
+        return out
+
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
         """Every stored group of ``data_type`` of ``run_id``, whatever its lineage (the
         first frontend holding a key wins)."""

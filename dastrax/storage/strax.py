@@ -178,14 +178,15 @@ class StraxGroup(StoredGroup):
             data = decode(raw)
         except Exception as e:  # noqa: BLE001 - codecs raise anything on damaged bytes
             raise CorruptData(
-                f"damaged chunk file {path} ({type(e).__name__}: {e}): cannot decompress it "
-                f"with {self.strax_compressor}; make the data again with strax"
+                f"damaged chunk file {path} of {self.key} ({type(e).__name__}: {e}): cannot "
+                f"decompress it with {self.strax_compressor}; make the data again with strax"
             ) from e
         nbytes = memoryview(data).nbytes
         if nbytes != c["n"] * dtype.itemsize:
             raise CorruptData(
-                f"damaged chunk file {path}: it holds {nbytes} bytes, but its metadata says "
-                f"{c['n']} rows of {dtype.itemsize} bytes; make the data again with strax"
+                f"damaged chunk file {path} of {self.key}: it holds {nbytes} bytes, but its "
+                f"metadata says {c['n']} rows of {dtype.itemsize} bytes; make the data again "
+                "with strax"
             )
         rows = np.frombuffer(data, dtype)
         if "time" in dtype.names:
@@ -193,8 +194,8 @@ class StraxGroup(StoredGroup):
             got = (int(rows["time"][0]), int(rows["time"][-1]))
             if any(w is not None and w != g for w, g in zip(want, got)):
                 raise CorruptData(
-                    f"damaged chunk file {path}: its first/last times {got} differ from its "
-                    f"metadata's {want}; make the data again with strax"
+                    f"damaged chunk file {path} of {self.key}: its first/last times {got} "
+                    f"differ from its metadata's {want}; make the data again with strax"
                 )
         with _cache_lock:
             _cache[cache_key] = rows

@@ -32,6 +32,7 @@ from .base import StorageFrontend
 from .codecs import dtype_to_json, normalize_compressor
 from .layout import (
     GROUP_DIR,
+    MANIFESTS_DIR,
     RUNS_DIR,
     TMP_PREFIX,
     TRASH_SUFFIX,
@@ -233,13 +234,51 @@ class ZarrDirectory(StorageFrontend):
         """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
         return self._metadata(key)
 
-    def handle(self, key: str, n_rows: int) -> ZarrGroup:
+    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> ZarrGroup:
         """A handle of ``key`` whose metadata is read when first needed (see
         :meth:`StorageFrontend.handle`)."""
         if not self.local:
             return super().handle(key, n_rows)
         load = functools.partial(_indexed_metadata, self.url, self._options, key, n_rows)
-        return ZarrGroup(self.url, key, None, self._options, load)
+        group = ZarrGroup(self.url, key, None, self._options, load)
+        group.read_hint = hint
+        return group
+
+    def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
+        """Locally: ``[inode, mtime_ns, size]`` of each key's ``zarr.json`` (None where
+        not stored); dastrax replaces documents by rename, so a new commit is a new
+        inode (see :meth:`StorageFrontend.signatures`). None on object stores."""
+        if not self.local:
+            return None
+        out: list = []
+        for key in keys:
+            if as_read:
+                hit = self._meta_cache.get(key)
+                out.append(list(hit[0]) if hit is not None else None)
+                continue
+            try:
+                st = os.stat(self._p(key, "zarr.json"))
+            except OSError:
+                out.append(None)
+            else:
+                out.append([st.st_ino, st.st_mtime_ns, st.st_size])
+        return out
+
+    def run_signature(self, run_id: str) -> list | None:
+        if not self.local or not self.provide_run_metadata:
+            return None
+        try:
+            st = os.stat(self._run_path(run_id))
+        except OSError:
+            return None
+        return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+    def manifest_folder(self) -> str | None:
+        """``runs/manifests`` of a local, writable directory (see
+        :meth:`StorageFrontend.manifest_folder`)."""
+        if not self.local or self.readonly:
+            return None
+        return self._p(RUNS_DIR, MANIFESTS_DIR)
 
     def change_stamp(self) -> tuple[tuple, float] | None:
         """Locally, the modification times of the directory and of its run documents'

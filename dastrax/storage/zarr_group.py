@@ -4,6 +4,7 @@ the private fast path; damage is reported as CorruptData, deletion as DataNotAva
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -84,7 +85,12 @@ class ZarrGroup(StoredGroup):
         return found
 
     def __reduce__(self):
-        return (type(self), (self.root, self.key, self._meta, self.options, self._load))
+        args = (self.root, self.key, self._meta, self.options, self._load)
+        dtype = self.__dict__.get("_dtype")
+        if dtype is None:
+            return (type(self), args)
+        # the parsed dtype travels along (one object shared by a block's groups)
+        return (_with_dtype, (type(self), args, dtype))
 
     @property
     def local(self) -> bool:
@@ -98,9 +104,15 @@ class ZarrGroup(StoredGroup):
         chunk table), so that a task's block of many small groups travels light."""
         meta = self._meta
         if meta is None:
-            return self
+            hint = getattr(self, "read_hint", None)
+            if hint is None:
+                return self
+            meta = hint
         small = {k: meta[k] for k in _READ_KEYS if k in meta}
-        return type(self)(self.root, self.key, small, self.options, None)
+        clone = type(self)(self.root, self.key, small, self.options, None)
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            clone.__dict__["_dtype"] = self.dtype if self._meta is not None else None
+        return clone
 
     def _layout(self, field: str, trust_meta: bool = True):
         """The fast path's layout of ``field``: from the group's metadata document where
@@ -229,6 +241,12 @@ class ZarrGroup(StoredGroup):
             except Exception:  # noqa: BLE001 - we are locating the damage
                 return f"{self._where(field)}/c/{c}{tail}"
         return f"{self._where(field)} rows {lo}:{hi}"
+
+
+def _with_dtype(cls, args, dtype):
+    group = cls(*args)
+    group.__dict__["_dtype"] = dtype
+    return group
 
 
 def _into(data: np.ndarray, out) -> np.ndarray:

@@ -17,7 +17,7 @@ from zarr.core.sync import sync
 
 from .._version import __version__
 from ..chunks import chunk_entry
-from ..errors import DastraxError
+from ..errors import DastraxError, WriteAborted
 from . import _fastwrite
 from .base import GroupWriter
 from .codecs import dtype_from_json, make_codecs
@@ -72,6 +72,42 @@ def end_aligned_rows(rows: int, total_rows: int, itemsize: int) -> int:
             if lo <= d <= hi and total_rows % d == 0:
                 return d
     return rows
+
+
+def position_chunk_rows(
+    base_rows: int, total_rows: int, itemsize: int, rows: int | None = None
+) -> int:
+    """Rows per zarr chunk of a group written by position (every writer's grid):
+    ``rows`` if given, else :func:`zarr_chunk_rows` of ``base_rows`` made to divide
+    ``total_rows`` where a near size does (:func:`end_aligned_rows`); never more than
+    ``total_rows`` when that is known (a zarr chunk is stored whole, so a tiny array in
+    a big chunk would cost a big chunk's bytes)."""
+    if rows is None:
+        rows = end_aligned_rows(zarr_chunk_rows(base_rows, itemsize), total_rows, itemsize)
+    if total_rows:
+        rows = min(rows, total_rows)
+    return int(rows)
+
+
+def buffer_rows(
+    tail: np.ndarray | None, data: np.ndarray, chunk_rows: int
+) -> tuple[int, np.ndarray | None, np.ndarray]:
+    """The append chain's buffer (every writer's): ``data`` added to the rows not yet
+    written (``tail``), and what of them fills whole zarr chunks.
+
+    Returns ``(chunk_rows, whole, tail)``: the rows per zarr chunk (sized by the first
+    non-empty ``data``, :func:`zarr_chunk_rows`, if still 0), the rows to write now (a
+    multiple of ``chunk_rows``; None if not a whole zarr chunk is there yet) and the rows
+    left for the next append (the last partial zarr chunk, written by the commit).
+    """
+    tail = data if tail is None or not len(tail) else np.concatenate([tail, data])
+    if not chunk_rows and len(data):
+        widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
+        chunk_rows = zarr_chunk_rows(len(data), widest)
+    full = (len(tail) // chunk_rows) * chunk_rows if chunk_rows else 0
+    if not full:
+        return chunk_rows, None, tail
+    return chunk_rows, tail[:full], tail[full:].copy()
 
 
 def shared_chunk_rows(source_rows, itemsize: int) -> int:
@@ -184,22 +220,16 @@ class ZarrGroupWriter(GroupWriter):
     ) -> ZarrGroupWriter:
         """Create one zarr array per field (plus ``extra`` {name: dtype}) in the group.
 
-        Zarr chunks hold ``rows`` rows, by default :func:`zarr_chunk_rows` of
-        ``base_rows`` (made to divide ``total_rows`` where a near size does:
-        :func:`end_aligned_rows`); never more than ``total_rows`` when that is known (a
-        zarr chunk is stored whole, so a tiny array in a big chunk would cost a big
-        chunk's bytes).
+        Zarr chunks hold :func:`position_chunk_rows` rows (``rows`` if given, else sized
+        from ``base_rows`` to suit ``total_rows``).
         Idempotent: arrays that exist with the same shape and chunks are kept (a task
         rerun after its worker died goes on where it was); others are replaced.
         """
         dt = self.np_dtype
         fields = {name: dt.fields[name][0] for name in dt.names}
         fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
-        if rows is None:
-            widest = max(f.itemsize for f in fields.values())
-            rows = end_aligned_rows(zarr_chunk_rows(base_rows, widest), total_rows, widest)
-        if total_rows:
-            rows = min(rows, total_rows)
+        widest = max(f.itemsize for f in fields.values())
+        rows = position_chunk_rows(base_rows, total_rows, widest, rows)
         group = self.group()
         for name, sub in fields.items():
             shape = (total_rows or CAPACITY, *sub.shape)
@@ -233,27 +263,18 @@ class ZarrGroupWriter(GroupWriter):
     ) -> ZarrGroupWriter:
         """Add one logical chunk ``[start, end)`` holding ``data``; return the new state."""
         state = self
-        tail = (
-            data
-            if state.tail is None or not len(state.tail)
-            else np.concatenate([state.tail, data])
-        )
         written = state.written
         try:
-            if not state.chunk_rows and len(data):
-                # sized by the first chunk; created once a whole zarr chunk is there to
-                # write (a run smaller than one gets chunks of its own size at the commit)
-                widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
-                state = replace(state, chunk_rows=zarr_chunk_rows(len(data), widest))
-            full = (len(tail) // state.chunk_rows) * state.chunk_rows if state.chunk_rows else 0
-            if full:
+            # arrays created once a whole zarr chunk is there to write (a run smaller
+            # than one gets chunks of its own size at the commit)
+            chunk_rows, whole, tail = buffer_rows(state.tail, data, state.chunk_rows)
+            state = replace(state, chunk_rows=chunk_rows)
+            if whole is not None:
                 if not state.created:
                     state = state.create_arrays(0, rows=state.chunk_rows)
                 for name in data.dtype.names:
-                    arr = state._array(name)
-                    arr[written : written + full] = tail[name][:full]
-                tail = tail[full:].copy()
-                written += full
+                    state._array(name)[written : written + len(whole)] = whole[name]
+                written += len(whole)
         finally:
             self.check_not_aborted()
         chunk = chunk_entry(len(state.chunks), start, end, state.n, data, run_id, subruns)
@@ -342,7 +363,7 @@ class ZarrGroupWriter(GroupWriter):
                 return
         _forget_arrays(self.root, self.path)
         _discard(folder, folder)
-        raise DastraxError(
+        raise WriteAborted(
             f"writing {self.key} was aborted (its temporary folder {folder} was removed); "
             "nothing of it is stored"
         )
@@ -531,7 +552,7 @@ def finish_group(state: ZarrGroupWriter, meta: dict, written: bool = False) -> N
         except FileNotFoundError:
             if not os.path.exists(os.path.join(folder, COMMIT_FILE)):
                 _discard(folder, folder)
-                raise DastraxError(
+                raise WriteAborted(
                     f"writing {state.key} was aborted before its commit; nothing of it is stored"
                 ) from None
             # an earlier attempt of this very commit took the token and died (its worker

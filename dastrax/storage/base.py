@@ -372,21 +372,78 @@ class StorageFrontend(abc.ABC):
         return None
 
     def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
-        """Per key, what identifies the committed group's metadata document now (locally:
-        its inode, modification time and size), or None for a key not stored; with
-        ``as_read``, the signature of the document this frontend last read for the key.
-        None (the default) where a frontend cannot tell cheaply: then no manifest of a
-        superrun's load is kept over it (see :mod:`dastrax.openindex`)."""
+        """Per key, what identifies the committed group's metadata document now (locally: its
+        inode, modification time and size), or None for a key not stored; with ``as_read``,
+        the signature of the document this frontend last read for the key. None (the
+        default) where a frontend cannot tell cheaply: then no manifest of a superrun's load
+        is kept over it (see :mod:`dastrax.openindex`).
+
+        Parameters
+        ----------
+        keys : list of str
+            Stored keys.
+        as_read : bool, default False
+            The signatures of the documents as last read here, not as they are now.
+
+        Returns
+        -------
+        list or None
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.signatures([key]) is None  # memory://, like object stores, cannot tell cheaply
+        True
+        """
         return None
 
     def run_signature(self, run_id: str) -> list | None:
-        """What identifies ``run_id``'s run document now, or None (no document, or a
-        frontend that cannot tell)."""
+        """What identifies ``run_id``'s run document now, or None (no document, or a frontend
+        that cannot tell).
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+
+        Returns
+        -------
+        list or None
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.run_signature("0") is None
+        True
+        """
         return None
 
     def manifest_folder(self) -> str | None:
         """Where manifests of superrun loads are kept with the data (a local folder of a
-        writable frontend that has :meth:`signatures`), or None."""
+        writable frontend that has :meth:`signatures`), or None.
+
+        Returns
+        -------
+        str or None
+
+        Raises
+        ------
+        InvalidRequest
+            Never for the built-in frontends; a frontend may refuse to name one.
+
+        Examples
+        --------
+        >>> d.manifest_folder() is None
+        True
+        """
         return None
 
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:

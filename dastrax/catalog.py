@@ -10,7 +10,7 @@ import warnings
 import pandas as pd
 
 from . import runs, superruns
-from .errors import RunMetadataNotAvailable, SuperrunDefinitionError
+from .errors import RunMetadataNotAvailable, SuperrunDefinitionError, advice
 from .names import (
     is_superrun_id,
     validate_regular_run_id,
@@ -86,8 +86,7 @@ class Catalog:
         except RunMetadataNotAvailable:
             if is_superrun_id(run_id):
                 raise RunMetadataNotAvailable(
-                    f"superrun {run_id} is not defined; define it with "
-                    f"st.define_run({run_id!r}, [...])"
+                    f"superrun {run_id} is not defined; {advice('define', run=run_id)}"
                 ) from None
             raise
         return runs.read_document(run_id, doc, _where(frontend, run_id)), frontend
@@ -185,8 +184,8 @@ class Catalog:
         if again:
             raise SuperrunDefinitionError(
                 f"superrun {name!r} already holds {again}; extend it with other runs (the "
-                "same data may not appear twice), or redefine it with define_run(..., "
-                "overwrite=True)"
+                "same data may not appear twice), or redefine it: "
+                f"{advice('redefine')}"
             )
         return self.define(name, {**old, **new}, overwrite=True, keep_stored=True)
 
@@ -220,7 +219,7 @@ class Catalog:
         if old is not None and not overwrite:
             raise SuperrunDefinitionError(
                 f"superrun {name!r} is already defined with another spec "
-                f"({_short(old.get('sub_run_spec'))}); pass overwrite=True to redefine it "
+                f"({_short(old.get('sub_run_spec'))}); {advice('redefine')} "
                 "(this deletes its stored data)"
             )
         self._forget(name)
@@ -233,7 +232,7 @@ class Catalog:
                 if not superruns.same_spec(theirs["sub_run_spec"], doc["sub_run_spec"]):
                     raise SuperrunDefinitionError(
                         f"superrun {name!r} was defined by another process at the same "
-                        "time, with another spec; pass overwrite=True to redefine it"
+                        f"time, with another spec; {advice('redefine')}"
                     )
             return _written(doc, attachments)
         if not keep_stored:

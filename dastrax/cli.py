@@ -22,7 +22,8 @@ import numpy as np
 
 from . import __version__
 from .cli_env import CONTEXT_SETTINGS, with_env
-from .errors import DastraxError
+from .display import format_livetime
+from .errors import DastraxError, advice_language
 
 __all__ = ["cli", "main"]
 
@@ -165,17 +166,16 @@ def demo(env, chunk_target_size_mb, progress):
         offset = i * spacing
         ctx.set_config({"time_offset": offset})
         ctx.make(run_id, list(DEMO_TARGETS), progress=progress)
-        ctx.write_run_metadata(
-            run_id,
-            {
-                "start": offset,
-                "end": offset + span,
-                "mode": "demo",
-                "source": "none",
-                "tags": ["demo"],
-                "comments": ["made by dastrax demo"],
-            },
-        )
+        doc = {
+            "start": offset,
+            "end": offset + span,
+            "mode": "demo",
+            "source": "none",
+            "tags": ["demo"],
+            "comments": ["made by dastrax demo"],
+        }
+        if _run_doc(ctx, run_id) != {**doc, "name": run_id, "livetime": span / 1e9}:
+            ctx.write_run_metadata(run_id, doc)  # (a rerun rewrites nothing it made)
     ctx.set_config({"time_offset": base.get("time_offset", 0)})
     click.echo(
         f"made       {', '.join(DEMO_TARGETS)} of runs {', '.join(DEMO_RUNS)} "
@@ -186,7 +186,8 @@ def demo(env, chunk_target_size_mb, progress):
     doc = ctx.define_run(DEMO_SUPERRUN, list(DEMO_RUNS), overwrite=True)
     click.echo(
         f"superrun   {DEMO_SUPERRUN} = {' + '.join(DEMO_RUNS)}: start {doc['start']} ns, "
-        f"end {doc['end']} ns, livetime {doc['livetime']:.3g} s (the sum of its subruns')"
+        f"end {doc['end']} ns, livetime {format_livetime(doc['livetime'])} (the sum of its "
+        "subruns')"
     )
 
     ds = ctx.get_dataset(DEMO_SUPERRUN, list(DEMO_TARGETS))
@@ -240,6 +241,18 @@ def demo(env, chunk_target_size_mb, progress):
     )
 
 
+def _run_doc(ctx, run_id: str) -> dict | None:
+    """The run document of ``run_id`` (its demo fields), or None if there is none."""
+    from .errors import RunMetadataNotAvailable
+
+    try:
+        doc = ctx.run_metadata(run_id)
+    except RunMetadataNotAvailable:
+        return None
+    keys = ("name", "start", "end", "livetime", "mode", "source", "tags", "comments")
+    return {k: doc.get(k) for k in keys}
+
+
 # --------------------------------------------------------------------------------------
 # runs
 # --------------------------------------------------------------------------------------
@@ -274,7 +287,8 @@ def runs(env, available, run_mode, include_tags, exclude_tags):
     if table.empty:
         click.echo(f"no runs in {env.where()}")
         return
-    table = table.assign(livetime=table["livetime"].dt.total_seconds().map("{:.4g} s".format))
+    seconds = table["livetime"].dt.total_seconds()
+    table = table.assign(livetime=seconds.map(format_livetime))
     _echo_table(table.set_index("name"))
 
 
@@ -365,7 +379,7 @@ def define(env, name, runs_args, rows_file, from_run, overwrite):
     click.echo(
         f"defined superrun {name}: {n} subrun{'s' * (n != 1)} "
         f"({_shorten(', '.join(table['run_id']))}), start {doc['start']} ns, end "
-        f"{doc['end']} ns, livetime {doc['livetime']:.4g} s"
+        f"{doc['end']} ns, livetime {format_livetime(doc['livetime'])}"
     )
 
 
@@ -405,7 +419,7 @@ def extend(env, name, runs_args, rows_file, from_run):
     doc = env.ctx.extend_superrun(name, data, from_run=from_run)
     click.echo(
         f"extended superrun {name}: {len(doc['sub_run_spec'])} subruns, start {doc['start']} "
-        f"ns, end {doc['end']} ns, livetime {doc['livetime']:.4g} s"
+        f"ns, end {doc['end']} ns, livetime {format_livetime(doc['livetime'])}"
     )
 
 
@@ -463,13 +477,13 @@ def info(env, run_id, data_type, as_json, max_chunks):
         if as_json:
             click.echo(json.dumps(doc, indent=2, default=_jsonable))
             return
-        from .display import format_livetime, format_time
+        from .display import format_time
 
         for key in ("name", "start", "end"):
             value = doc[key]
             extra = f"  ({format_time(value)})" if key != "name" else ""
             click.echo(f"{key:<10} {value}{extra}")
-        click.echo(f"{'livetime':<10} {doc['livetime']:.6g} s ({format_livetime(doc['livetime'])})")
+        click.echo(f"{'livetime':<10} {format_livetime(doc['livetime'])}")
         for key in ("mode", "source", "tags", "comments"):
             click.echo(f"{key:<10} {doc.get(key)}")
         others = sorted(
@@ -711,6 +725,11 @@ def import_(env, strax_dir, runs_, progress):
 
     source = StraxDirectory(strax_dir)
     source.check_exists()
+    if source.is_dastrax_storage():
+        raise DastraxError(
+            f"{strax_dir} is dastrax storage already, not a strax data directory: there is "
+            f"nothing to import; read it as it is with --storage {strax_dir}"
+        )
     dest = env.ctx.storage
     report = import_strax(
         source, _writable(dest), runs=list(runs_) or None, progress=env.settings.progress
@@ -738,8 +757,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (the ``dastrax`` entry point)."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("DASTRAX_DEBUG", "") not in ("", "0")
+    command = next((a for a in args if not a.startswith("-")), None)
     try:
-        result = cli.main(args=args, prog_name="dastrax", standalone_mode=False)
+        with advice_language("cli", command):  # errors advise flags, not keywords
+            result = cli.main(args=args, prog_name="dastrax", standalone_mode=False)
     except click.UsageError as e:
         if debug:
             raise

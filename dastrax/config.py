@@ -75,6 +75,23 @@ class Settings:
     def _where(self, key: str) -> str:
         return self.origins.get(key, f"configuration key {key!r}")
 
+    def check_plugin_options(self, plugins: list[type]) -> None:
+        """Refuse (:class:`ConfigError`, naming where it was given) a plugin option that
+        none of ``plugins`` has: in a configuration file or on the command line a typo is
+        an error, not a warning (in Python, :meth:`dastrax.Context.set_config` warns)."""
+        if not plugins:
+            return
+        known = sorted({name for p in plugins for name in p.options()})
+        for key in self.config:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=2)
+                hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+                raise ConfigError(
+                    f"{self._where('config')}: {key!r} is not an option of any plugin "
+                    f"({', '.join(p.__name__ for p in plugins)}); {hint}"
+                    f"the options are {', '.join(known)}"
+                )
+
     def context_kwargs(self, client=None) -> dict:
         """The keyword arguments of :class:`dastrax.Context` for these settings
         (storage frontends made from the URLs, plugin classes imported)."""
@@ -84,6 +101,7 @@ class Settings:
             p if isinstance(p, type) else import_plugin(p, self._where("plugins"))
             for p in self.plugins
         ]
+        self.check_plugin_options(plugins)
         options = self.storage_options or {}
         try:
             storage = [
@@ -165,7 +183,8 @@ def load_config(
             value = {**merged[key], **value}
         merged[key] = value
         if _origin == "command line":
-            origin[key] = f"command line option --{key.replace('_', '-')}"
+            flag = "set" if key == "config" else key.replace("_", "-")
+            origin[key] = f"command line option --{flag}"
         else:
             origin[key] = f"{_origin} {key}="
     return _validate(merged, origin, tuple(sources))

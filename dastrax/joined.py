@@ -29,7 +29,7 @@ import numpy as np
 
 from . import loader, persist
 from .chunks import Chunk, endtime, merge_columns
-from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError
+from .errors import DastraxError, InvalidRequest, LineageMismatch, PluginError, advice
 from .lineage import DataKey, canonical, deterministic_hash
 from .loader import Piece, Resolved, Source, end_fields, group_of
 from .names import is_superrun_id, validate_run_id
@@ -430,8 +430,9 @@ def _check_stored_lineage(group, k: DataKey, check: bool) -> None:
     if check and canonical(group.meta.get("lineage")) != canonical(k.lineage):
         raise LineageMismatch(
             f"stored {k.data_type} of superrun {k.run_id!r} ({k}) was made with another "
-            "lineage than the one requested; persist it again with overwrite=True, or pass "
-            "check_lineage=False to load it anyway"
+            "lineage than the one requested; "
+            f"{advice('persist_again', run=k.run_id, data_type=k.data_type)}, or "
+            f"{advice('check_lineage')}"
         )
 
 

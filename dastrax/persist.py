@@ -10,7 +10,7 @@ import dask
 import numpy as np
 
 from .chunks import chunk_boundaries, endtime
-from .errors import InvalidRequest, SuperrunDefinitionError
+from .errors import InvalidRequest, SuperrunDefinitionError, advice
 from .lineage import DataKey, canonical
 from .loader import (
     MERGE_BYTES,
@@ -171,8 +171,8 @@ def _persist_superrun(
             return list(keys.values())  # another process persisted it meanwhile
         # some targets stored, not all: load them from subruns, not the partial store
         raise InvalidRequest(
-            f"superrun {name!r} is partly stored; persist targets one by one, or pass "
-            "overwrite=True to write them all again"
+            f"superrun {name!r} is partly stored; persist targets one by one, or "
+            f"{advice('overwrite')} to write them all again"
         )
     sources = resolved.sources
     if base is not None:  # rows of the old definition: from its stored copy, as they are

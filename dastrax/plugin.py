@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .chunks import endtime
-from .errors import ConfigError, PluginError, RunMetadataNotAvailable
+from .errors import ConfigError, PluginError, RunMetadataNotAvailable, advice
 
 __all__ = ["Option", "Plugin", "endtime"]
 
@@ -31,7 +31,8 @@ class Option:
     track
         Whether the value is part of the lineage (and so of the storage key).
     type
-        A type (or tuple of types) the value must have.
+        A type (or tuple of types) the value must have. Without it, an option whose
+        default is a number takes only numbers (``int`` or ``float``).
     help
         What the option does.
 
@@ -83,20 +84,30 @@ class Option:
         else:
             raise ConfigError(
                 f"option {self.name!r} of plugin {plugin} has no default: "
-                f"set it with st.set_config({{{self.name!r}: ...}})"
+                f"{advice('set_option', option=self.name)}"
             )
         return self.check(value, plugin)
 
     def check(self, value, plugin: str = ""):
         """``value`` if it has the option's ``type`` (numpy integers count as ``int``,
         numpy floats as ``float``), else :class:`ConfigError`."""
-        if self.type is None or _has_type(value, self.type):
+        expected = self.type if self.type is not None else _type_of_default(self.default)
+        if expected is None or _has_type(value, expected):
             return value
         of = f" of plugin {plugin}" if plugin else ""
         raise ConfigError(
-            f"option {self.name!r}{of} must be of type {_type_name(self.type)}: got {value!r} "
+            f"option {self.name!r}{of} must be of type {_type_name(expected)}: got {value!r} "
             f"({type(value).__name__})"
         )
+
+
+def _type_of_default(default):
+    """The types an option without ``type`` takes: numbers, if its default is one."""
+    import numbers
+
+    if isinstance(default, numbers.Real) and not isinstance(default, bool):
+        return (int, float)
+    return None
 
 
 def _has_type(value, types) -> bool:
@@ -232,17 +243,55 @@ class Plugin:
 
     @classmethod
     def outputs(cls) -> tuple[str, ...]:
-        """The data types the plugin provides."""
+        """The data types the plugin provides.
+
+        Returns
+        -------
+        tuple of str
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> Peaks.outputs()
+        ('peaks',)
+        """
         return cls.provides if isinstance(cls.provides, tuple) else (cls.provides,)
 
     def dtype_for(self, data_type: str) -> np.dtype:
-        """The dtype of ``data_type`` (one of :meth:`outputs`), as strax's ``dtype_for``."""
+        """The dtype of ``data_type`` (one of :meth:`outputs`), as strax's ``dtype_for``.
+
+        Parameters
+        ----------
+        data_type : str
+            One of the plugin's outputs.
+
+        Returns
+        -------
+        numpy.dtype
+
+        Examples
+        --------
+        >>> from dastrax.testutils import PeakClassification
+        >>> PeakClassification("0", {}).dtype_for("peak_classification").names
+        ('time', 'length', 'dt', 'type')
+        """
         return self.dtype[data_type] if isinstance(self.dtype, dict) else self.dtype
 
     # -- class-level description ------------------------------------------------------
     @classmethod
     def options(cls) -> dict[str, Option]:
-        """All options of the plugin, by name (inherited ones included)."""
+        """All options of the plugin, by name (inherited ones included).
+
+        Returns
+        -------
+        dict of str to Option
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> sorted(Peaks.options())
+        ['bonus_area', 'n_channels', 'waveform_length']
+        """
         found: dict[str, Option] = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
@@ -252,9 +301,25 @@ class Plugin:
 
     @classmethod
     def kind(cls, data_type: str | None = None) -> str:
-        """The data kind of what the plugin provides (of output ``data_type`` for a
-        multi-output plugin), as set on the class: ``data_kind`` or ``provides``. The
-        registry's ``data_kind`` applies strax's default (the first dependency's kind)."""
+        """The data kind of what the plugin provides, as set on the class: ``data_kind``
+        or ``provides``. The registry's ``data_kind`` applies strax's default (the first
+        dependency's kind).
+
+        Parameters
+        ----------
+        data_type : str, optional
+            For a multi-output plugin, the output; default its first.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from dastrax.testutils import PeakClassification
+        >>> PeakClassification.kind()
+        'peaks'
+        """
         dt = data_type or cls.outputs()[0]
         if isinstance(cls.data_kind, dict):
             return cls.data_kind.get(dt) or dt
@@ -262,8 +327,25 @@ class Plugin:
 
     @classmethod
     def compute_takes(cls) -> tuple[bool, bool]:
-        """``(start and end, chunk_i)``: what ``compute`` takes besides its inputs, from
-        its signature as strax reads it (``**kwargs`` takes ``start`` and ``end``)."""
+        """What ``compute`` takes besides its inputs, from its signature as strax reads
+        it (``**kwargs`` takes ``start`` and ``end``).
+
+        Returns
+        -------
+        (bool, bool)
+            Whether it takes ``start`` and ``end``, and whether it takes ``chunk_i``.
+
+        Raises
+        ------
+        ConfigError
+            ``compute`` takes only one of ``start`` and ``end``.
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> Peaks.compute_takes()
+        (True, False)
+        """
         memo = cls.__dict__.get("_compute_takes")
         if memo is not None:
             return memo
@@ -282,33 +364,156 @@ class Plugin:
         return out
 
     def infer_dtype(self):
-        """The output dtype, when it is not a class attribute ``dtype``."""
+        """The output dtype, when it is not a class attribute ``dtype``; called once per
+        plugin instance, with its options set (``self.config``).
+
+        Returns
+        -------
+        numpy.dtype or list
+            Anything ``numpy.dtype`` takes; fields may have titles
+            (``(("Integral [PE]", "area"), np.float32)``).
+
+        Raises
+        ------
+        ConfigError
+            The plugin defines neither ``dtype`` nor ``infer_dtype``.
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> peaks = Peaks("0", {"n_channels": 3, "waveform_length": 2, "bonus_area": 0})
+        >>> peaks.dtype["area_per_channel"]
+        dtype(('<f4', (3,)))
+        """
         raise ConfigError(f"plugin {type(self).__name__} defines neither a dtype nor infer_dtype()")
 
     # -- per-chunk work ---------------------------------------------------------------
     def chunk_intervals(self, run_id: str) -> list[tuple[int, int]]:
-        """Source plugins: the ``[start, end)`` intervals of the run's chunks."""
+        """Source plugins: the ``[start, end)`` intervals of the run's chunks (independent, so
+        computed in parallel).
+
+        Parameters
+        ----------
+        run_id : str
+            The (regular) run.
+
+        Returns
+        -------
+        list of (int, int)
+            In time order, not overlapping.
+
+        Raises
+        ------
+        ConfigError
+            A source plugin that does not define it.
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Records
+        >>> Records("0", {"n_chunks": 3, "recs_per_chunk": 1, "chunk_ns": 5, "time_offset": 100}
+        ...         ).chunk_intervals("0")
+        [(100, 105), (105, 110), (110, 115)]
+        """
         raise ConfigError(
             f"source plugin {type(self).__name__} must define chunk_intervals(run_id)"
         )
 
     def compute(self, *args, **kwargs):  # pragma: no cover - always overridden
+        """One chunk of output: the dependencies' rows for ``[start, end)`` in, a structured
+        array of exactly ``self.dtype`` out, sorted by ``time``, inside ``[start, end)``.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The dependencies' rows as keyword arguments named by data kind (several
+            dependencies of one kind merged column-wise), then ``start`` and ``end`` (ns);
+            source plugins get only ``start`` and ``end``. A plugin may leave out
+            ``start``/``end`` or ask for ``chunk_i`` (strax's introspection).
+
+        Returns
+        -------
+        numpy.ndarray
+            (multi-output plugins: a dict ``{data_type: array}``).
+
+        Raises
+        ------
+        ConfigError
+            A plugin that does not define it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dastrax.testutils import Records, Peaks
+        >>> cfg = {"n_chunks": 1, "recs_per_chunk": 2, "chunk_ns": 2, "time_offset": 0}
+        >>> records = Records("0", cfg).compute(0, 2)
+        >>> peaks = Peaks("0", {"bonus_area": 1, "n_channels": 2, "waveform_length": 2})
+        >>> peaks.compute(records=records, start=0, end=2)["area"].tolist()
+        [2.0, 2.0]
+        """
         raise ConfigError(f"plugin {type(self).__name__} must define compute()")
 
     # -- whole-run plugins ------------------------------------------------------------
     def summarize(self, start: int, end: int, **inputs) -> Any:
-        """One chunk's partial of the run's summary (``needs_summary`` plugins): called
-        with the same arguments as :meth:`compute`. By default nothing (None)."""
+        """One chunk's partial of the run's summary (``needs_summary`` plugins); by default
+        nothing (None).
+
+        Parameters
+        ----------
+        start, end : int
+            The chunk's interval (ns).
+        **inputs
+            The dependencies' rows, as :meth:`compute` gets them.
+
+        Returns
+        -------
+        object
+            Anything picklable; :meth:`combine` gets them all, in time order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> class Mean(Plugin):
+        ...     provides, depends_on, needs_summary = "centered", ("peaks",), True
+        ...     dtype = [("time", np.int64), ("endtime", np.int64), ("area", np.float32)]
+        ...     def summarize(self, start, end, peaks):
+        ...         return float(peaks["area"].sum()), len(peaks)
+        ...     def combine(self, partials):
+        ...         total, n = map(sum, zip(*partials))
+        ...         return total / max(n, 1)
+        >>> Mean("0", {}).combine([(4.0, 2), (2.0, 2)])
+        1.5
+        """
         return None
 
     def combine(self, partials: list) -> Any:
-        """The run's summary from the chunks' partials, in time order; it becomes
-        ``self.summary``. By default the list of partials itself."""
+        """The run's summary from the chunks' partials (from :meth:`summarize`), in time
+        order; it becomes ``self.summary`` before :meth:`compute` runs on each chunk. By
+        default the list of partials itself.
+
+        Parameters
+        ----------
+        partials : list
+            One partial per chunk, in time order.
+
+        Returns
+        -------
+        object
+
+        Examples
+        --------
+        >>> from dastrax.testutils import Peaks
+        >>> Peaks("0", {"bonus_area": 0, "n_channels": 1, "waveform_length": 1}).combine([1, 2])
+        [1, 2]
+        """
         return partials
 
     def run_metadata(self) -> dict:
         """The run document of the superrun this plugin computes over (``allow_superrun``
         plugins asked for a superrun): its ``livetime``, ``sub_run_spec``, ...
+
+        Returns
+        -------
+        dict
 
         Raises
         ------
@@ -317,10 +522,19 @@ class Plugin:
 
         Examples
         --------
-        >>> class Rate(Plugin):                                     # doctest: +SKIP
-        ...     allow_superrun = True
+        >>> import numpy as np
+        >>> class Rate(Plugin):
+        ...     provides, depends_on, allow_superrun = "rate", ("peaks",), True
+        ...     dtype = [("time", np.int64), ("endtime", np.int64), ("rate", np.float64)]
         ...     def compute(self, peaks, start, end):
-        ...         livetime = self.run_metadata()["livetime"]
+        ...         out = np.zeros(1, self.dtype)
+        ...         out["time"], out["endtime"] = start, end
+        ...         out["rate"] = len(peaks) / self.run_metadata()["livetime"]
+        ...         return out
+        >>> Rate("0", {}).run_metadata()
+        Traceback (most recent call last):
+        ...
+        dastrax.errors.RunMetadataNotAvailable: ...
         """
         if self._run_doc is None:
             raise RunMetadataNotAvailable(

@@ -4,6 +4,8 @@ checked before anything is read or made."""
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,7 +13,14 @@ import numpy as np
 
 from .errors import InvalidRequest
 
-__all__ = ["LoadRequest", "first_arguments", "load_request", "run_ids_of"]
+__all__ = [
+    "ALIASES",
+    "LoadRequest",
+    "accepts_aliases",
+    "first_arguments",
+    "load_request",
+    "run_ids_of",
+]
 
 #: strax's keyword -> dastrax's (accepted as aliases)
 ALIASES = {
@@ -47,7 +56,7 @@ class LoadRequest:
     progress: bool | None = None
     version: int | None = None
     combining: bool = False
-    make: bool = True
+    make: bool | None = None
     add_run_id_field: bool = True
 
 
@@ -77,7 +86,7 @@ def load_request(
         columns=_columns(given.get("columns")),
         check_lineage=True if given.get("check_lineage") is None else given["check_lineage"],
         combining=bool(given.get("combining") or False),
-        make=True if given.get("make") is None else bool(given["make"]),
+        make=None if given.get("make") is None else bool(given["make"]),
         add_run_id_field=given.get("add_run_id_field") is not False,
     )
     ranges = [k for k in ("time_range", "seconds_range", "time_within") if given.get(k) is not None]
@@ -154,3 +163,48 @@ def _within(row) -> tuple[int, int]:
             "time_within takes a row or array with 'time' and 'endtime' (or 'length', 'dt')"
         ) from None
     return int(time), int(end)
+
+
+def accepts_aliases(func: Callable) -> Callable:
+    """Let ``func`` (a method with explicit keyword arguments) take strax's spellings of
+    them (:data:`ALIASES`: ``keep_columns`` for ``columns`` & co.) — the one mechanism
+    for every call that has them, so ``help()``, ``inspect.signature`` and IDEs show the
+    real names. An unknown keyword is refused (:class:`InvalidRequest`) naming the
+    spelling closest to it.
+
+    Examples
+    --------
+    >>> @accepts_aliases
+    ... def load(self, run_id, *, columns=None):
+    ...     return columns
+    >>> load(None, "0", keep_columns=["area"])
+    ['area']
+    >>> str(inspect.signature(load))
+    '(self, run_id, *, columns=None)'
+    """
+    sig = inspect.signature(func)
+    names = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_KEYWORD]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    aliases = {a: n for a, n in ALIASES.items() if n in names}
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        for alias in [k for k in kwargs if k not in names]:
+            if alias in aliases:
+                name = aliases[alias]
+                if kwargs.get(name) is not None and kwargs[alias] is not None:
+                    raise InvalidRequest(f"{alias!r} and {name!r} given both: give one")
+                value = kwargs.pop(alias)
+                if value is not None or name not in kwargs:
+                    kwargs[name] = value
+            elif not takes_any:
+                public = [n for n in names if n != "self"]
+                close = difflib.get_close_matches(alias, [*public, *aliases], n=1)
+                hint = f"; did you mean {aliases.get(close[0], close[0])!r}?" if close else ""
+                raise InvalidRequest(
+                    f"{func.__name__}() got an unexpected argument {alias!r}{hint} "
+                    f"(it takes {', '.join(public)})"
+                )
+        return func(*args, **kwargs)
+
+    return wrapper

@@ -4,11 +4,19 @@ groups to read: superruns flattened, keys found, lineages checked, missing data 
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Callable
 
 from . import openindex, times
 from .catalog import Catalog
-from .errors import DataNotAvailable, InvalidRequest, LineageMismatch, RunMetadataNotAvailable
+from .errors import (
+    DataNotAvailable,
+    InvalidRequest,
+    LineageMismatch,
+    RunMetadataNotAvailable,
+    RunNotFound,
+    advice,
+)
 from .lineage import DataKey, canonical, deterministic_hash
 from .loader import Resolved, Source, gc_paused
 from .names import is_superrun_id, validate_run_id
@@ -101,8 +109,8 @@ class Resolver:
             known = ", ".join(sorted(self.registry.plugins)) or "none"
             raise DataNotAvailable(
                 f"unknown data type {data_type!r} for run {run_id!r}: no registered plugin "
-                f"provides it (registered: {known}) and none is stored; register its "
-                "plugin with st.register(...)"
+                f"provides it (registered: {known}) and none is stored; "
+                f"{advice('register')}"
             )
         if len(found) > 1:
             choose = found[0].choose_hint
@@ -269,14 +277,15 @@ class Resolver:
         targets,
         time_range=None,
         check_lineage: bool = True,
-        make: bool = True,
+        make: bool | None = True,
         progress: bool = False,
         stored: bool = True,
         from_subrun: int = 0,
     ) -> Resolved:
         """Sources for loading ``targets`` of ``run_ids``, making what is missing
-        (unless ``make`` is false: then missing data raises :class:`DataNotAvailable`
-        naming the lineages that are stored). With ``stored=False`` superruns are
+        (unless ``make`` is False: then missing data raises :class:`DataNotAvailable`
+        naming the lineages that are stored; ``None``, a load's default, makes only data
+        of runs that exist, else raises :class:`RunNotFound`). With ``stored=False`` superruns are
         loaded from their subruns even where they are stored; with ``from_subrun``, a
         superrun's first subruns are listed but not resolved (an extension's persist
         reads their rows from the old copy)."""
@@ -336,8 +345,10 @@ class Resolver:
                 else:
                     found[str(key)] = group
         if missing:
-            if not make:
+            if make is False:
                 raise self.not_stored(missing, keys)
+            if make is None:  # a load: runs nothing knows are typos (SEMANTICS.md)
+                self.refuse_unknown(missing)
             self.make(list(missing.items()), progress)
 
         sources = []
@@ -361,7 +372,7 @@ class Resolver:
                         f"stored {t} of run {run!r} ({key}) was made with lineage "
                         f"{deterministic_hash(canonical(group.meta.get('lineage')))}, but "
                         f"lineage {deterministic_hash(canonical(key.lineage))} is requested; "
-                        "make it again, or pass check_lineage=False to load it anyway"
+                        f"make it again, or {advice('check_lineage')}"
                     )
                 groups.append((t, group))
             sources.append(Source(run, label, tuple(groups), i, ranges, bool(sr_keys)))
@@ -370,6 +381,39 @@ class Resolver:
             dtype = self.registry.plugin(targets[0], "0").dtype
         return Resolved(sources, subruns, targets, kind, dtype)
 
+    def refuse_unknown(self, missing: dict[str, list[str]]) -> None:
+        """Raise :class:`RunNotFound` for the first run of ``missing`` that has no run
+        document and no stored data, if the storage keeps run documents of other runs
+        (where it keeps none, e.g. scratch work or strax's tests, loads make as before)."""
+        known: list[str] | None = None
+        for run, types in missing.items():
+            if is_superrun_id(run) or self._run_exists(run):
+                continue
+            if known is None:
+                known = self.storage.list_runs()
+            if not known:
+                return
+            regular = [r for r in known if not is_superrun_id(r)] or known
+            close = difflib.get_close_matches(run, regular, n=3, cutoff=0.3)
+            shown = ", ".join(repr(r) for r in (close or sorted(regular)[:3]))
+            where = ", ".join(f.url for f in self.storage)
+            raise RunNotFound(
+                f"run {run!r} is not known: it has no run document and no stored data in "
+                f"{where}, which holds run documents of {len(known)} other run"
+                f"{'s' * (len(known) != 1)} ({'closest' if close else 'e.g.'}: {shown}); "
+                f"nothing was made. Check the run id; "
+                f"{advice('make_unknown', run=run, data_type=types[0])}"
+            )
+
+    def _run_exists(self, run: str) -> bool:
+        """Whether ``run`` has a run document or any stored data."""
+        try:
+            self.catalog.run_metadata(run)
+            return True
+        except RunMetadataNotAvailable:
+            pass
+        return any(k.count("-") == 2 for f in self.storage for k in f.keys(f"{run}-"))
+
     def not_stored(self, missing: dict[str, list[str]], keys) -> DataNotAvailable:
         """The error for data that is not stored and is not to be made: it names the
         lineages of that data type that *are* stored (e.g. made with other options)."""
@@ -377,16 +421,15 @@ class Resolver:
         t = ts[0]
         others = [g.key for g in self.storage.find_data(run, t)]
         stored = (
-            f"stored are {', '.join(others)} (other options or versions: give the options "
-            "they were made with, e.g. --set OPTION=VALUE)"
+            f"stored are {', '.join(others)} (other options or versions: {advice('other_options')})"
             if others
             else f"no lineage of {t} of run {run!r} is stored"
         )
         more = sum(len(v) for v in missing.values()) - 1
         also = f" (and {more} more missing)" if more else ""
         return DataNotAvailable(
-            f"{t} of run {run!r} ({keys[(run, t)]}) is not stored{also}; {stored}. Make it "
-            "with st.make (command line: --make)"
+            f"{t} of run {run!r} ({keys[(run, t)]}) is not stored{also}; {stored}. "
+            f"{_sentence(advice('make', run=run, data_type=t))}"
         )
 
     def _superrun_keys(self, label, targets, flat) -> dict | None:
@@ -454,3 +497,7 @@ def _run_list(run_ids) -> list[str]:
     for r in runs:
         validate_run_id(r)
     return runs
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]

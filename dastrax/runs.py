@@ -243,7 +243,8 @@ def select_table(
                 "mode": _join(doc.get("mode")),
                 "source": _join(doc.get("source")),
                 "tags": _join(doc.get("tags")),
-                "livetime": pd.Timedelta(float(doc["livetime"]), unit="s"),
+                # a timedelta, as strax's; rounded to the ns (3e-08 s is 30 ns, not 29)
+                "livetime": pd.Timedelta(round(float(doc["livetime"]) * 1e9), unit="ns"),
                 "start": pd.Timestamp(int(doc["start"]), unit="ns", tz="UTC"),
                 "end": pd.Timestamp(int(doc["end"]), unit="ns", tz="UTC"),
             }

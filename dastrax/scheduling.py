@@ -320,9 +320,19 @@ def _local_get(name: str):
     return name
 
 
+def _shows_progress() -> bool:
+    """Progress bars go to stderr, and only where someone watches: a terminal or a
+    notebook (never escape codes into a redirected output or a log file)."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty or _in_notebook()
+
+
 @contextlib.contextmanager
 def _local_progress(progress: bool, label: str):
-    if not progress:
+    if not progress or not _shows_progress():
         yield
         return
     from dask.diagnostics import ProgressBar
@@ -336,10 +346,13 @@ def _local_progress(progress: bool, label: str):
 def _distributed_progress(futures, label: str) -> None:
     import distributed
 
+    if not _shows_progress():
+        return
     if label:
         print(label, file=sys.stderr)
-    # progress is cosmetic: the result still comes if the bar fails
-    with contextlib.suppress(Exception):
+    # progress is cosmetic: the result still comes if the bar fails; distributed's text
+    # bar writes to stdout, which is the command's output: send it to stderr
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(sys.stderr):
         distributed.progress(futures, notebook=_in_notebook(), multi=False)
 
 

@@ -226,16 +226,27 @@ def validate(name: str, value, where: str | None = None):
     return SETTINGS[name].validate(value, where)
 
 
-def check_context_options(options: dict) -> dict:
+def check_context_options(options: dict, also: tuple[str, ...] = ()) -> dict:
     """Context options, validated: an unknown name or a bad scheduler raises
-    :class:`ConfigError`; any other bad value :class:`~dastrax.errors.InvalidRequest`
-    (a request that makes no sense), each naming the option."""
+    :class:`ConfigError` (naming the closest of the options and of ``also``, e.g. the
+    Context's own keyword arguments); any other bad value
+    :class:`~dastrax.errors.InvalidRequest` (a request that makes no sense), each naming
+    the option."""
+    import difflib
+
     from .errors import InvalidRequest
 
     known = context_defaults()
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ConfigError(f"unknown context options {unknown}: known are {sorted(known)}")
+        close = difflib.get_close_matches(unknown[0], [*also, *known], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown context option{'s' * (len(unknown) > 1)} "
+            f"{', '.join(map(repr, unknown))}: {hint}the context options are "
+            f"{', '.join(sorted(known))}"
+            + (f" (and the keyword arguments {', '.join(also)})" if also else "")
+        )
     checked = {}
     for name, value in options.items():
         try:

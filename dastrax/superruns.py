@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import RunMetadataNotAvailable, SuperrunDefinitionError
+from .errors import RunMetadataNotAvailable, SuperrunDefinitionError, advice
 from .names import is_superrun_id, validate_run_id
 from .times import to_ns
 from .windows import as_windows, check_ranges, intersect, union
@@ -246,7 +246,7 @@ def _resolve(owner: str, run_id: str, ref: Mapping, read_attachment) -> np.ndarr
         raise SuperrunDefinitionError(
             f"superrun {owner!r}: attachment {ref['windows']!r} has shape {arr.shape}, too "
             f"small for the {n} windows of subrun {run_id!r} at offset {off}; redefine the "
-            "superrun (overwrite=True)"
+            f"superrun: {advice('redefine')}"
         )
     return arr[off : off + n].astype(np.int64, copy=False)
 
@@ -542,7 +542,9 @@ def superrun_document(
         for t in _as_list(doc.get("tags")):
             if t not in tags:
                 tags.append(t)
-        comments.extend(_as_list(doc.get("comments")))
+        for c in _as_list(doc.get("comments")):
+            if c not in comments:  # merged like tags: each once, in order
+                comments.append(c)
     ordered = dict(sorted(spec.items(), key=lambda kv: _start(kv, run_doc)))
     windowed = {r: as_windows(v) for r, v in ordered.items() if not isinstance(v, str)}
     total = sum(len(v) for v in windowed.values())

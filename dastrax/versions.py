@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .catalog import Catalog
-from .errors import InvalidRequest
+from .errors import InvalidRequest, advice
 from .names import validate_superrun_name
 from .resolver import Resolver
 from .storage import StorageFrontend, StorageList, SupportsVersions
@@ -43,8 +43,7 @@ def _versioned(storage: StorageList, name: str) -> StorageFrontend:
     if not isinstance(frontend, SupportsVersions):
         raise InvalidRequest(
             f"superrun {name!r} is stored in {frontend.url} ({type(frontend).__name__}), "
-            "which keeps no versions: versions need an IcechunkRepository "
-            "(dastrax.IcechunkRepository(path), or --storage icechunk://PATH)"
+            f"which keeps no versions: to keep them, {advice('icechunk')}"
         )
     return frontend
 

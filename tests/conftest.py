@@ -29,7 +29,10 @@ def make_context(path, **context_config):
 
 @pytest.fixture
 def storage_dir(tmp_path):
-    return tmp_path / "data"
+    """An empty storage directory (reads refuse one that does not exist)."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture

@@ -81,6 +81,8 @@ def demo_dir(tmp_path_factory):
     proc = run("demo", cwd=cwd)
     assert "_demo" in proc.stdout
     assert "reads back the same 300 rows" in proc.stdout
+    assert "livetime 3e-08 s" in proc.stdout  # seconds, as everywhere (issue 23)
+    assert "\r" not in proc.stdout and "\x1b" not in proc.stdout  # no bars in the output
     return cwd
 
 
@@ -96,11 +98,23 @@ def test_demo_writes_to_dastrax_data_in_cwd(demo_dir):
     assert np.array_equal(stored["type"], 1 + stored["channel"] % 2)
 
 
+def _files(path):
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_demo_is_rerunnable(demo_dir):
-    before = sorted(p.name for p in (demo_dir / "dastrax_data").iterdir())
+    before = _files(demo_dir / "dastrax_data")
     proc = run("demo", cwd=demo_dir)
     assert "already stored" in proc.stdout
-    assert sorted(p.name for p in (demo_dir / "dastrax_data").iterdir()) == before
+    # a rerun changes nothing it made before: not a file rewritten (issue 23)
+    assert _files(demo_dir / "dastrax_data") == before
+    # the superrun's comments are merged like its tags
+    doc = make_context(demo_dir / "dastrax_data").run_metadata("_demo")
+    assert doc["comments"] == ["made by dastrax demo"] and doc["tags"] == ["demo"]
 
 
 def test_demo_follows_changed_plugin_options(cli, tmp_path):
@@ -122,6 +136,7 @@ def test_runs_lists_the_demo(demo_dir):
     rows = {line.split()[0]: line for line in lines[2:]}
     assert set(rows) == {"0", "1", "2", "_demo"}
     assert rows["_demo"].rstrip().endswith("True")
+    assert " 3e-08 s " in rows["_demo"] and " 1e-08 s " in rows["0"]  # seconds everywhere
 
 
 def test_runs_in_an_empty_storage(cli, tmp_path):
@@ -354,3 +369,36 @@ def test_local_cluster_prints_its_dashboard(cli, tmp_path):
     st = make_context(data)
     st.set_config({"n_chunks": 2})
     assert st.is_stored("0", "records")
+
+
+# --------------------------------------------------------------------------------------
+# a user's first hour (issue 23): advice in flags, options checked, one-line answers
+# --------------------------------------------------------------------------------------
+def test_errors_advise_flags_not_python(demo_dir):
+    proc = run("define", "_demo", "0", "1", cwd=demo_dir, check=False)
+    assert_one_line_error(proc, "pass --overwrite to redefine it")
+    assert "overwrite=True" not in proc.stderr
+    proc = run("persist", "_undefined", "-t", "peaks", cwd=demo_dir, check=False)
+    assert_one_line_error(proc, "define it with 'dastrax define _undefined RUN...'")
+    assert "st." not in proc.stderr
+    proc = run("info", "0", "records", "--set", "n_chunks=3", cwd=demo_dir, check=False)
+    assert_one_line_error(proc, "not stored", "ake it with 'dastrax make 0 -t records'")
+    assert "--make" not in proc.stderr and "st.make" not in proc.stderr
+
+
+def test_a_plugin_option_typo_is_an_error(tmp_path):
+    data = tmp_path / "data"
+    proc = run("make", "0", "-t", "peaks", "--set", "bonus_aera=42", "--storage", data,
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert_one_line_error(proc, "--set", "'bonus_aera'", "did you mean 'bonus_area'")
+    proc = run("make", "0", "-t", "peaks", "--set", "bonus_area=abc", "--storage", data,
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert_one_line_error(proc, "'bonus_area'", "int or float", "'abc'")
+    assert not data.exists()
+
+
+def test_importing_a_dastrax_folder_says_so_in_one_line(demo_dir, tmp_path):
+    proc = run("import", demo_dir / "dastrax_data", "--storage", tmp_path / "x", cwd=tmp_path,
+               check=False)  # fmt: skip
+    assert_one_line_error(proc, "is dastrax storage already", "--storage")
+    assert "FAILED" not in proc.stdout + proc.stderr

@@ -352,7 +352,7 @@ def _dead_pid() -> int:
 
 def test_sweep_removes_only_what_dead_writers_left(storage_dir):
     frontend = dastrax.ZarrDirectory(str(storage_dir))
-    storage_dir.mkdir()
+    storage_dir.mkdir(exist_ok=True)
     (storage_dir / "runs").mkdir()
     host, dead = socket.gethostname(), _dead_pid()
 

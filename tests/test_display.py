@@ -96,7 +96,7 @@ def test_superrun_view_text_and_html(sr):
     text = repr(view)
     assert text.startswith("<superrun _sr: 3 subruns")
     assert "persisted: peaks no" in text
-    assert "livetime 21 ns" in text
+    assert "livetime 2.1e-08 s" in text  # seconds, as everywhere
     page = view._repr_html_()
     assert "<svg" in page and "<table" in page
     assert page.count("<rect") == 4  # one per time range
@@ -156,9 +156,10 @@ def test_context_repr_html(st):
 
 
 def test_formatting():
-    assert format_livetime(3e-8) == "30 ns"
-    assert format_livetime(90.0) == "1.5 min"
-    assert format_livetime(7200.0) == "2 h"
-    assert format_livetime(0.0) == "0 ns"
+    # livetime is shown one way everywhere: seconds (issue 23)
+    assert format_livetime(3e-8) == "3e-08 s"
+    assert format_livetime(90.0) == "90 s"
+    assert format_livetime(7200.0) == "7200 s"
+    assert format_livetime(0.0) == "0 s"
     assert format_time(0) == "1970-01-01T00:00:00 UTC"
     assert format_time(1_700_000_000 * 10**9 + 5) == "2023-11-14T22:13:20.000000005 UTC"

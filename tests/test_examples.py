@@ -34,6 +34,7 @@ def test_example_runs(script, tmp_path):
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr  # examples run without warnings
     # the scripts work in the directory given, not in the working directory
     assert data.exists() and any(data.iterdir())
     assert not (tmp_path / "dastrax_data").exists()

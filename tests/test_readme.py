@@ -162,3 +162,39 @@ def test_skipped_blocks_name_their_reason(lang):
     for b in readme_blocks():
         if b["lang"] == lang and b["skip"] is not None:
             assert len(b["skip"]) > 10, b
+
+
+def test_the_set_up_commands_install_only_what_each_needs():
+    """The demo's command installs dastrax alone; the tests' adds the test tools and works
+    on a fresh machine as written (it creates the environment too). Issue 23."""
+    setup = [
+        b["code"].strip()
+        for b in readme_blocks()
+        if b["skip"] and b["lang"] == "bash" and "pip install" in b["code"]
+    ]
+    demo, tests = setup
+    assert (
+        demo == "python3.12 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/dastrax demo"
+    )
+    assert tests.startswith("python3.12 -m venv .venv && ")
+    assert "pip install -e '.[test]'" in tests and tests.endswith(".venv/bin/pytest")
+    text = README.read_text()
+    assert "sphinx-build -W -b html docs docs/_build/html" in text  # the docs, one command
+
+
+def test_the_command_table_lists_every_command():
+    from dastrax.cli import cli
+
+    text = README.read_text()
+    table = text.split("| command | does |")[1].split("\n\n")[0]
+    listed = set(re.findall(r"^\| `dastrax (\w+)", table, re.M))
+    assert listed == set(cli.list_commands(None))
+
+
+def test_the_cluster_block_runs_as_a_script():
+    block = next(b for b in readme_blocks() if "LocalCluster(" in b["code"] and not b["skip"])
+    assert 'if __name__ == "__main__":' in block["code"]
+    assert block["code"].index("__main__") < block["code"].index("LocalCluster(n_workers")
+    # and the strax section says where ./strax_data comes from
+    strax = README.read_text().split("## Reading strax data")[1]
+    assert "tests/data/strax-data/strax_data" in strax.split("```")[0]

@@ -195,7 +195,7 @@ def test_run_document_fields(st):
         assert d["mode"] == ["bg", "kr83m"]  # sorted unique
         assert d["source"] == ["kr83m", "none"]
         assert set(d["tags"]) == {"a", "b", "c"} and len(d["tags"]) == 3  # union
-        assert d["comments"] == ["first", {"comment": "second"}]  # all of them
+        assert d["comments"] == ["first", {"comment": "second"}]  # each once
         # livetime: run 0's own livetime (4 ns), run 1's end - start (10 ns), 3 ns of run 2
         assert d["livetime"] == pytest.approx(17e-9)
         assert (d["start"], d["end"]) == (0, 45)  # from the flattened ranges

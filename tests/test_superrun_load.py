@@ -46,7 +46,7 @@ def template(tmp_path_factory):
 @pytest.fixture
 def runs(template, storage_dir):
     """A context on a copy of the template runs, with superrun ``_s`` defined."""
-    shutil.copytree(template, storage_dir)
+    shutil.copytree(template, storage_dir, dirs_exist_ok=True)
     st = fresh(storage_dir)
     st.define_run("_s", SPEC)
     return st

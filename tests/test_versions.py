@@ -114,8 +114,11 @@ def test_versions_and_extend_on_the_command_line(tmp_path, capsys):
     assert main(["versions", "_c", *storage]) == 0
     out = capsys.readouterr().out
     assert "0, 1, 2" in out and "0, 1" in out
+    (tmp_path / "plain").mkdir()
     assert main(["versions", "_c", "--storage", str(tmp_path / "plain")]) == 1
     assert "superrun _c is not defined" in capsys.readouterr().err
+    assert main(["versions", "_c", "--storage", str(tmp_path / "nowhere")]) == 1
+    assert f"storage {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
 
 
 def _chunk_files(group_dir):

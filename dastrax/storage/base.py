@@ -225,14 +225,80 @@ class StorageFrontend(abc.ABC):
     # -- stored data ------------------------------------------------------------------
     @abc.abstractmethod
     def find(self, key: str) -> StoredGroup | None:
-        """The complete, committed group stored under ``key``, or None."""
+        """The complete, committed group stored under ``key``, or None.
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+
+        Returns
+        -------
+        StoredGroup or None
+            A picklable handle: ``.meta`` (the metadata document) and ``.read(...)``.
+
+        Raises
+        ------
+        CorruptData
+            A group whose metadata document is damaged.
+        DataNotAvailable
+            An object store that cannot be reached (frontends name the URL).
+
+        Examples
+        --------
+        >>> group = d.find(key)
+        >>> group.meta["data_type"], sum(c["n"] for c in group.chunks)
+        ('peaks', 100)
+        >>> d.find("0-peaks-aaaaaaaaaa") is None
+        True
+        """
 
     def has(self, key: str) -> bool:
-        """Whether complete, committed data is stored under ``key``."""
+        """Whether complete, committed data is stored under ``key``.
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        CorruptData
+            A group whose metadata document is damaged.
+
+        Examples
+        --------
+        >>> d.has(key), d.has("0-peaks-aaaaaaaaaa")
+        (True, False)
+        """
         return self.find(key) is not None
 
     def metadata(self, key: str) -> dict:
-        """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
+        """The metadata document of ``key`` (see the module docstring).
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        DataNotAvailable
+            Nothing is stored under ``key``.
+
+        Examples
+        --------
+        >>> d.metadata(key)["data_kind"]
+        'peaks'
+        """
         group = self.find(key)
         if group is None:
             raise DataNotAvailable(f"{key} is not stored in {self.url}")
@@ -240,47 +306,187 @@ class StorageFrontend(abc.ABC):
 
     @abc.abstractmethod
     def keys(self, prefix: str = "") -> list[str]:
-        """Stored (committed) keys starting with ``prefix``, sorted."""
+        """Stored (committed) keys starting with ``prefix``, sorted; temporary folders and run
+        documents are never listed.
+
+        Parameters
+        ----------
+        prefix : str, optional
+            E.g. ``"0-"`` (a run's data) or ``"0-peaks-"`` (one type of it).
+
+        Returns
+        -------
+        list of str
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> [k.split("-")[1] for k in d.keys("0-")]
+        ['peaks', 'records']
+        """
 
     def handle(self, key: str, n_rows: int, hint: dict | None = None) -> StoredGroup:
         """A handle of the committed group ``key``, which an open index recorded with
         ``n_rows`` rows; frontends may read its metadata only when it is first needed
         (then a group that no longer holds ``n_rows`` rows raises
         :class:`~dastrax.errors.DataNotAvailable`), and read rows with what ``hint``
-        (the keys of the metadata that reading needs) tells. The default reads it now."""
+        (the keys of the metadata that reading needs) tells. The default reads it now.
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+        n_rows : int
+            The rows the group held when it was indexed.
+        hint : dict, optional
+            The keys of the metadata that reading needs, as recorded with the index.
+
+        Returns
+        -------
+        StoredGroup
+
+        Raises
+        ------
+        DataNotAvailable
+            The group is gone or changed since it was indexed.
+
+        Examples
+        --------
+        >>> d.handle(key, 100).key == key
+        True
+        """
         group = self.find(key)
         if group is None or group.meta.get("n_rows") != n_rows:
             raise DataNotAvailable(f"{key} changed in {self.url} since it was indexed")
         return group
 
     def change_stamp(self) -> tuple[tuple, float] | None:
-        """What tells whether anything here changed, cheaply: ``(token, newest)``, where
-        ``token`` changes whenever a group or a run document is added, replaced or
-        removed, and ``newest`` is the time (seconds since the epoch) of the latest such
-        change; None if this frontend cannot tell without listing everything (then no
-        open index is kept for superruns over it)."""
+        """What tells whether anything here changed, cheaply.
+
+        ``token`` changes whenever a group or a run document is added, replaced or removed,
+        and ``newest`` is the time (seconds since the epoch) of the latest such change.
+        Frontends that cannot tell without listing everything return None (then no open
+        index is kept for superruns over them).
+
+        Returns
+        -------
+        tuple of (tuple, float), or None
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.change_stamp() is None  # memory://, like object stores, cannot tell cheaply
+        True
+        """
         return None
 
     def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
-        """Per key, what identifies the committed group's metadata document now (locally:
-        its inode, modification time and size), or None for a key not stored; with
-        ``as_read``, the signature of the document this frontend last read for the key.
-        None (the default) where a frontend cannot tell cheaply: then no manifest of a
-        superrun's load is kept over it (see :mod:`dastrax.openindex`)."""
+        """Per key, what identifies the committed group's metadata document now (locally: its
+        inode, modification time and size), or None for a key not stored; with ``as_read``,
+        the signature of the document this frontend last read for the key. None (the
+        default) where a frontend cannot tell cheaply: then no manifest of a superrun's load
+        is kept over it (see :mod:`dastrax.openindex`).
+
+        Parameters
+        ----------
+        keys : list of str
+            Stored keys.
+        as_read : bool, default False
+            The signatures of the documents as last read here, not as they are now.
+
+        Returns
+        -------
+        list or None
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.signatures([key]) is None  # memory://, like object stores, cannot tell cheaply
+        True
+        """
         return None
 
     def run_signature(self, run_id: str) -> list | None:
-        """What identifies ``run_id``'s run document now, or None (no document, or a
-        frontend that cannot tell)."""
+        """What identifies ``run_id``'s run document now, or None (no document, or a frontend
+        that cannot tell).
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+
+        Returns
+        -------
+        list or None
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.run_signature("0") is None
+        True
+        """
         return None
 
     def manifest_folder(self) -> str | None:
         """Where manifests of superrun loads are kept with the data (a local folder of a
-        writable frontend that has :meth:`signatures`), or None."""
+        writable frontend that has :meth:`signatures`), or None.
+
+        Returns
+        -------
+        str or None
+
+        Raises
+        ------
+        InvalidRequest
+            Never for the built-in frontends; a frontend may refuse to name one.
+
+        Examples
+        --------
+        >>> d.manifest_folder() is None
+        True
+        """
         return None
 
     def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
-        """Every stored group of ``data_type`` of ``run_id``, whatever its lineage."""
+        """Every stored group of ``data_type`` of ``run_id``, whatever its lineage.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        data_type : str
+            The data type.
+
+        Returns
+        -------
+        list of StoredGroup
+
+        Raises
+        ------
+        CorruptData
+            A group whose metadata document is damaged.
+
+        Examples
+        --------
+        >>> [g.key == key for g in d.find_data("0", "peaks")]
+        [True]
+        """
         out = []
         for key in self.keys(f"{run_id}-{data_type}-"):
             if key.count("-") == 2:
@@ -298,8 +504,44 @@ class StorageFrontend(abc.ABC):
         data_kind: str = "rows",
         overwrite: bool = False,
     ) -> GroupWriter:
-        """Start writing ``key``; with ``overwrite``, its commit replaces what is stored
-        under ``key`` (never leaving it half-written)."""
+        """Start writing ``key``: a :class:`GroupWriter`, whose ``commit`` makes it visible.
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+        dtype : numpy.dtype
+            The rows' structured dtype (field titles kept).
+        compressor : dict, optional
+            The codec (``dastrax.storage.normalize_compressor``); default Blosc lz4.
+        data_kind : str, default "rows"
+            The row dimension's name.
+        overwrite : bool, default False
+            The commit replaces what is stored under ``key`` (never leaving it
+            half-written).
+
+        Returns
+        -------
+        GroupWriter
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+        WriteConflict
+            Another writer holds ``key``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> dtype = np.dtype([("time", np.int64), ("endtime", np.int64)])
+        >>> w = d.writer("9-rows-aaaaaaaaaa", dtype)
+        >>> w = w.append(np.array([(1, 2), (3, 4)], dtype), 0, 10)
+        >>> meta = w.commit({"run_id": "9", "data_type": "rows", "lineage": {},
+        ...                  "lineage_hash": "aaaaaaaaaa"})
+        >>> d.has("9-rows-aaaaaaaaaa")
+        True
+        """
 
     def writers(self, specs: Sequence[dict]) -> list[GroupWriter]:
         """Start writing several keys at once (e.g. every group of one ``make``): one
@@ -330,12 +572,54 @@ class StorageFrontend(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
-        """Delete what is stored under ``key`` (nothing if nothing is)."""
+        """Delete what is stored under ``key`` (nothing if nothing is).
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+
+        Examples
+        --------
+        >>> d.delete("9-rows-aaaaaaaaaa")
+        >>> d.has("9-rows-aaaaaaaaaa")
+        False
+        """
 
     def discard(self, key: str) -> None:
-        """Delete what is stored under ``key`` that nothing needs any more (e.g. the old
-        copy of an extended superrun, once the new one is committed): the key is gone
-        when this returns; frontends may remove the bytes in the background."""
+        """Delete what is stored under ``key`` that nothing needs any more (e.g. the old copy
+        of an extended superrun, once the new one is committed): the key is gone when this
+        returns; frontends may remove the bytes in the background.
+
+        Parameters
+        ----------
+        key : str
+            ``run_id-data_type-lineage_hash``.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+
+        Examples
+        --------
+        >>> d.discard("8-rows-aaaaaaaaaa")  # nothing stored: nothing to do
+        >>> d.has("8-rows-aaaaaaaaaa")
+        False
+        """
         self.delete(key)
 
     def commit_all(self, prepared: list[PendingCommit]) -> list[dict]:
@@ -347,7 +631,32 @@ class StorageFrontend(abc.ABC):
 
     def replace(self, old_key: str, writer_commit) -> Any:
         """Run ``writer_commit()`` (which commits a new group) and only then delete
-        ``old_key``: the old data stays until the new is committed."""
+        ``old_key``: the old data stays until the new is committed.
+
+        Parameters
+        ----------
+        old_key : str
+            The key to delete once the new group is committed.
+        writer_commit : callable
+            Commits the new group; its result is returned.
+
+        Returns
+        -------
+        object
+            What ``writer_commit()`` returned.
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+        Exception
+            Whatever ``writer_commit`` raises (then ``old_key`` is kept).
+
+        Examples
+        --------
+        >>> d.replace("7-rows-aaaaaaaaaa", lambda: "committed")
+        'committed'
+        """
         result = writer_commit()
         self.delete(old_key)
         return result
@@ -355,17 +664,88 @@ class StorageFrontend(abc.ABC):
     # -- run documents ----------------------------------------------------------------
     @abc.abstractmethod
     def run_metadata(self, run_id: str) -> dict:
-        """The stored run document of ``run_id``
-        (:class:`~dastrax.errors.RunMetadataNotAvailable` if there is none)."""
+        """The stored run document of ``run_id``.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+
+        Returns
+        -------
+        dict
+            The document as stored (the catalog completes it).
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            There is none.
+        CorruptData
+            The document cannot be decoded.
+
+        Examples
+        --------
+        >>> d.run_metadata("0")["end"]
+        10
+        """
 
     @abc.abstractmethod
     def write_run_metadata(self, run_id: str, doc: dict) -> None:
-        """Write (atomically, replacing) the run document of ``run_id``."""
+        """Write (atomically, replacing) the run document of ``run_id``.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        doc : dict
+            The document (JSON-able).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+        InvalidRunName
+            A run id that is not allowed.
+
+        Examples
+        --------
+        >>> d.write_run_metadata("5", {"name": "5", "start": 0, "end": 10})
+        >>> d.run_metadata("5")["start"]
+        0
+        """
 
     def create_run_metadata(self, run_id: str, doc: dict) -> bool:
-        """Write the run document of ``run_id`` only if there is none; whether it was
-        written. Of two writers racing, exactly one gets True. Frontends that cannot
-        create exclusively override this; the default is check-then-write."""
+        """Write the run document of ``run_id`` only if there is none; whether it was written.
+        Of two writers racing, exactly one gets True. Frontends that cannot create
+        exclusively override this; the default is check-then-write.
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+        doc : dict
+            The document (JSON-able).
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+
+        Examples
+        --------
+        >>> d.create_run_metadata("6", {"name": "6", "start": 0, "end": 1})
+        True
+        >>> d.create_run_metadata("6", {"name": "6", "start": 0, "end": 2})
+        False
+        """
         from ..errors import RunMetadataNotAvailable
 
         try:
@@ -377,33 +757,166 @@ class StorageFrontend(abc.ABC):
 
     @abc.abstractmethod
     def write_run_attachment(self, run_id: str, name: str, array: np.ndarray) -> None:
-        """Store a numpy array beside the run document of ``run_id`` (e.g. the million
-        windows of a minimum-bias superrun), under ``name`` (letters, digits, ``_.``)."""
+        """Store a numpy array beside the run document of ``run_id`` (e.g. the million windows
+        of a minimum-bias superrun), under ``name`` (letters, digits, ``_.``).
+
+        Parameters
+        ----------
+        run_id : str
+            The run the array belongs to.
+        name : str
+            Its name.
+        array : numpy.ndarray
+            The array.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only, or a name that is not allowed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> d.write_run_attachment("0", "windows", np.array([[0, 5], [6, 9]]))
+        >>> d.run_attachment("0", "windows").tolist()
+        [[0, 5], [6, 9]]
+        """
 
     @abc.abstractmethod
     def run_attachment(self, run_id: str, name: str) -> np.ndarray:
-        """The array stored by :meth:`write_run_attachment`
-        (:class:`~dastrax.errors.RunMetadataNotAvailable` if there is none)."""
+        """The array stored by :meth:`write_run_attachment`.
+
+        Parameters
+        ----------
+        run_id : str
+            The run the array belongs to.
+        name : str
+            Its name.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        RunMetadataNotAvailable
+            There is none.
+
+        Examples
+        --------
+        >>> d.run_attachment("0", "nothing")
+        Traceback (most recent call last):
+        ...
+        dastrax.errors.RunMetadataNotAvailable: ...
+        """
 
     @abc.abstractmethod
     def delete_run_metadata(self, run_id: str) -> None:
-        """Delete the run document of ``run_id`` and its attachments (nothing if there is
-        none)."""
+        """Delete the run document of ``run_id`` and its attachments (nothing if there is none).
+
+        Parameters
+        ----------
+        run_id : str
+            A run or superrun id.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only.
+
+        Examples
+        --------
+        >>> d.delete_run_metadata("4")  # none: nothing to do
+        >>> "4" in d.list_runs()
+        False
+        """
 
     @abc.abstractmethod
     def list_runs(self) -> list[str]:
-        """Run ids with a run document here, sorted."""
+        """Run ids with a run document here, sorted.
+
+        Returns
+        -------
+        list of str
+
+        Raises
+        ------
+        DataNotAvailable
+            An object store that cannot be reached.
+
+        Examples
+        --------
+        >>> d.list_runs()[0]
+        '0'
+        """
 
     # -- helpers ----------------------------------------------------------------------
     def check_writable(self) -> None:
-        """Raise :class:`InvalidRequest` if this frontend is read-only."""
+        """Refuse writes to a read-only frontend.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        InvalidRequest
+            This frontend is read-only.
+
+        Examples
+        --------
+        >>> d.check_writable()
+        """
         if self.readonly:
             raise InvalidRequest(f"storage {self.url} is read-only: nothing is written to it")
 
     @abc.abstractmethod
     def check_exists(self) -> None:
-        """Raise :class:`DataNotAvailable` naming the URL if the location does not exist
-        (read commands on a storage location that does not exist fail)."""
+        """Refuse a location that does not exist (read commands on one fail, naming it).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        DataNotAvailable
+            The location does not exist, naming its URL.
+
+        Examples
+        --------
+        >>> d.check_exists()
+        """
+
+    def check_readable(self) -> None:
+        """Refuse a location where a read can find nothing because it does not exist (the
+        check every reading call of a :class:`~dastrax.Context` makes; it never creates the
+        location). The default is :meth:`check_exists`; object stores, where an empty prefix
+        is no different from one not yet written, override it to check only what can be
+        missing (a bucket).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        DataNotAvailable
+            The location does not exist.
+
+        Examples
+        --------
+        >>> d.check_readable()
+        """
+        self.check_exists()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, readonly={self.readonly})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from ..errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable, advice
 from .base import StorageFrontend, StoredGroup
 from .registry import frontend_for
 
@@ -28,6 +28,7 @@ class StorageList:
                 raise InvalidRequest(
                     f"storage must be paths, URLs or StorageFrontend objects: got {f!r}"
                 )
+        self._readable = False  # whether check_readable found the locations
 
     def __iter__(self):
         return iter(self.frontends)
@@ -120,6 +121,23 @@ class StorageList:
         if errors:
             raise DataNotAvailable("; ".join(errors))
 
+    def check_readable(self) -> None:
+        """Raise :class:`DataNotAvailable` naming the location if a read cannot find
+        anything here: no frontend's location exists, or a read-only one's does not (it
+        never will). Reads never create a location; once one is found, it is not looked
+        for again."""
+        if self._readable:
+            return
+        missing = []
+        for f in self.frontends:
+            try:
+                f.check_readable()
+            except DataNotAvailable as e:
+                missing.append((f, str(e)))
+        if missing and (len(missing) == len(self.frontends) or any(f.readonly for f, _ in missing)):
+            raise DataNotAvailable("; ".join(m for _f, m in missing))
+        self._readable = bool(self.frontends)
+
     def run_metadata(self, run_id: str) -> tuple[dict, StorageFrontend]:
         """The first run document of ``run_id``, and the frontend holding it."""
         for f in self.frontends:
@@ -132,7 +150,7 @@ class StorageList:
         where = ", ".join(f.url for f in self.frontends) or "no storage configured"
         raise RunMetadataNotAvailable(
             f"no run document for run {run_id!r} (searched {where}); "
-            "write one with st.write_run_metadata(run_id, {'start': ..., 'end': ...})"
+            f"{advice('write_run_document', run=run_id)}"
         )
 
     def run_metadata_writer(self, run_id: str | None = None) -> StorageFrontend:

@@ -321,6 +321,15 @@ class StraxDirectory(StorageFrontend):
                 "DataDirectory wrote"
             )
 
+    def is_dastrax_storage(self) -> bool:
+        """Whether the folder is dastrax's own storage (zarr groups, each with a
+        ``zarr.json``), which strax never writes: then there is nothing to import."""
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return False
+        return any(os.path.isfile(os.path.join(self.path, n, "zarr.json")) for n in names)
+
     def _folders(self) -> dict[str, list[str]]:
         """dastrax key -> strax folder names (several if a superrun name was stored with
         different subruns)."""

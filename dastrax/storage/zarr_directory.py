@@ -24,6 +24,7 @@ from ..errors import (
     DataNotAvailable,
     InvalidRequest,
     RunMetadataNotAvailable,
+    advice,
 )
 from ..names import validate_run_id
 from . import _fastread
@@ -234,8 +235,36 @@ class ZarrDirectory(StorageFrontend):
         self._bucket_missing = not ok
         if not ok:
             raise DataNotAvailable(
-                f"storage {self.url} does not exist; check the path (or bucket), or write "
-                "data there first"
+                f"storage {self.url} does not exist; {advice('storage_missing')}"
+            )
+
+    def check_readable(self) -> None:
+        """As :meth:`check_exists` for a local directory; on an object store only a
+        missing bucket is refused (an empty prefix is an empty storage there), and
+        ``memory://`` always exists.
+
+        Raises
+        ------
+        DataNotAvailable
+            The directory, or the bucket, does not exist.
+        """
+        if self.local:
+            self.check_exists()
+            return
+        if self.url.startswith("memory://"):
+            return
+        bucket = self._fs_root.strip("/").split("/", 1)[0]
+        with self._remote("opening the storage"):
+            try:
+                ok = self.fs.exists(bucket)
+            except FileNotFoundError:
+                ok = False
+            except PermissionError:  # not allowed to look: the reads will tell
+                ok = True
+        if not ok:
+            raise DataNotAvailable(
+                f"storage {self.url} does not exist (no bucket {bucket!r}); check the URL, "
+                "or create the bucket first"
             )
 
     # -- stored data ------------------------------------------------------------------

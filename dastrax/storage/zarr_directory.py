@@ -232,7 +232,7 @@ class ZarrDirectory(StorageFrontend):
                     ok = False
                 if not ok and "/" not in self._fs_root.strip("/"):
                     ok = False
-        self._bucket_missing = not ok
+            self._bucket_missing = not ok  # (object stores: a local folder may be made)
         if not ok:
             raise DataNotAvailable(
                 f"storage {self.url} does not exist; {advice('storage_missing')}"

@@ -201,7 +201,7 @@ def make_runs(
                 "key": str(work.keys[dt]),
                 "dtype": work.plugins[dt].dtype,
                 "compressor": compressor,
-                "data_kind": type(work.plugins[dt]).kind(),
+                "data_kind": work.plugins[dt].data_kind,
             }
             for work, dt in groups
         ]
@@ -256,7 +256,7 @@ def _make_graph(works: list[RunWork], appenders: list, chunk_target_size_mb: flo
             meta = {
                 "run_id": work.run_id,
                 "data_type": dt,
-                "data_kind": type(work.plugins[dt]).kind(),
+                "data_kind": work.plugins[dt].data_kind,
                 "lineage": canonical(key.lineage),
                 "lineage_hash": key.lineage_hash,
                 "chunk_target_size_mb": chunk_target_size_mb,

@@ -552,6 +552,21 @@ class StorageFrontend(abc.ABC):
         :class:`~dastrax.storage.ZarrDirectory` lists its directory once for all of them,
         not once a key). If one cannot be started, those already started are aborted.
 
+        Parameters
+        ----------
+        specs : sequence of dict
+            The keyword arguments of :meth:`writer`, one dict per group.
+
+        Returns
+        -------
+        list of GroupWriter
+            The writers, in the order of ``specs``.
+
+        Raises
+        ------
+        InvalidRequest
+            The frontend is read-only, or a spec is not a valid writer request.
+
         Examples
         --------
         >>> import tempfile, numpy as np, dastrax
@@ -623,10 +638,39 @@ class StorageFrontend(abc.ABC):
         self.delete(key)
 
     def commit_all(self, prepared: list[PendingCommit]) -> list[dict]:
-        """Commit the groups written together by one make or persist, as one batch
-        (``[writer.prepare(meta), ...]``); each group's committed metadata document. The
-        default commits them one after the other; frontends that can make them visible
-        together (one transaction, one flush to disk) do."""
+        """Commit the groups written together by one make or persist, as one batch.
+
+        The default commits them one after the other; frontends that can make them
+        visible together (one transaction, one flush to disk) do.
+
+        Parameters
+        ----------
+        prepared : list of PendingCommit
+            ``[writer.prepare(meta), ...]``: each group's writer and metadata.
+
+        Returns
+        -------
+        list of dict
+            Each group's committed metadata document, in order.
+
+        Raises
+        ------
+        WriteAborted
+            A writer of the batch was aborted; nothing of the batch is stored.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, dastrax
+        >>> d = dastrax.ZarrDirectory(tempfile.mkdtemp())
+        >>> w = d.writer("0-t-abcdefghij", np.dtype([("time", "i8"), ("endtime", "i8")]))
+        >>> rows = np.zeros(2, w_dtype := np.dtype([("time", "i8"), ("endtime", "i8")]))
+        >>> rows["time"], rows["endtime"] = [0, 1], [1, 2]
+        >>> w = w.append(rows, 0, 2)
+        >>> meta = {"run_id": "0", "data_type": "t", "data_kind": "t", "lineage": {},
+        ...         "lineage_hash": "abcdefghij", "chunk_target_size_mb": 200}
+        >>> [m["n_rows"] for m in d.commit_all([w.prepare(meta)])]
+        [2]
+        """
         return [p.writer.commit(p.meta) for p in prepared]
 
     def replace(self, old_key: str, writer_commit) -> Any:

@@ -392,9 +392,13 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
         group = p.source.groups[0][1]
         starts = group.meta.get("subrun_rows")
         if starts is not None:
-            rows = np.arange(p.lo, p.hi) if p.index is None else p.lo + p.index
-            codes = np.searchsorted(np.asarray(starts, np.int64), rows, side="right") - 1
-            parts.append(codes.astype(np.int32) + np.int32(p.source.subrun))
+            starts = np.asarray(starts, np.int64)
+            if p.index is None:  # each subrun's rows within [lo, hi): a repeat, no search
+                edges = np.clip(np.append(starts, np.iinfo(np.int64).max), p.lo, p.hi)
+                codes = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(edges))
+            else:
+                codes = np.searchsorted(starts, p.lo + p.index, side="right") - 1
+            parts.append(codes.astype(np.int32, copy=False) + np.int32(p.source.subrun))
         else:
             parts.append(_subrun_column(group, p.lo, p.hi, p.index, p.source.subrun))
     return np.concatenate(parts)

@@ -575,15 +575,7 @@ class StorageFrontend(abc.ABC):
         >>> [w.key for w in d.writers(specs)]
         ['a-t-h', 'b-t-h']
         """
-        out: list[GroupWriter] = []
-        try:
-            for spec in specs:
-                out.append(self.writer(**spec))
-        except BaseException:
-            for w in out:
-                w.abort()
-            raise
-        return out
+        return start_all(specs, self.writer)
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
@@ -1028,3 +1020,17 @@ class SupportsChunkCopy(Protocol):
         writes the rows themselves.
         """
         ...
+
+
+def start_all(specs, start) -> list:
+    """``[start(**spec) for spec in specs]``; if one cannot be started, those already
+    started are aborted (one place for every frontend's :meth:`StorageFrontend.writers`)."""
+    out: list = []
+    try:
+        for spec in specs:
+            out.append(start(**spec))
+    except BaseException:
+        for w in out:
+            w.abort()
+        raise
+    return out

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..names import validate_run_id
 from . import _fastread
-from .base import StorageFrontend
+from .base import StorageFrontend, start_all
 from .codecs import dtype_to_json, normalize_compressor
 from .layout import (
     GROUP_DIR,
@@ -452,15 +452,7 @@ class ZarrDirectory(StorageFrontend):
                 self._sweep({str(spec["key"]) for spec in specs})
             else:
                 self._sweep_once()  # (all of them)
-        out: list[ZarrGroupWriter] = []
-        try:
-            for spec in specs:
-                out.append(self._writer(**spec))
-        except BaseException:
-            for w in out:
-                w.abort()
-            raise
-        return out
+        return start_all(specs, self._writer)
 
     def _writer(
         self,

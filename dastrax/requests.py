@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, InvalidRunName
 
 __all__ = [
     "ALIASES",
@@ -110,14 +110,26 @@ def load_request(
     return req
 
 
+def _decoded(run_id):
+    """A ``bytes`` run id as text (as strax does); anything else unchanged."""
+    if not isinstance(run_id, bytes):
+        return run_id
+    try:
+        return run_id.decode()
+    except UnicodeDecodeError:
+        raise InvalidRunName(
+            f"run id {run_id!r} is bytes that are not UTF-8 text: pass the run id as a str"
+        ) from None
+
+
 def run_ids_of(run_id_or_ids):
     """Run ids as strings: ``bytes`` decoded (as strax does), in lists too."""
     if isinstance(run_id_or_ids, bytes):
-        return run_id_or_ids.decode()
+        return _decoded(run_id_or_ids)
     if isinstance(run_id_or_ids, (list, tuple)):
-        return [r.decode() if isinstance(r, bytes) else r for r in run_id_or_ids]
+        return [_decoded(r) for r in run_id_or_ids]
     if isinstance(run_id_or_ids, np.ndarray):
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in run_id_or_ids.tolist()]
+        return [_decoded(r) if isinstance(r, bytes) else str(r) for r in run_id_or_ids.tolist()]
     return run_id_or_ids
 
 

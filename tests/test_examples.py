@@ -20,6 +20,17 @@ def test_the_examples_are_there():
     assert {"minimum_bias.py", "cluster_rechunk.py"} <= names
 
 
+def _tracebacks(stderr: str) -> list[str]:
+    """Tracebacks in ``stderr`` other than distributed's own log of a worker's heartbeat
+    meeting the scheduler already closed at shutdown (a race inside distributed)."""
+    blocks = stderr.split("Traceback (most recent call last):")[1:]
+    return [
+        b
+        for b in blocks
+        if not ("heartbeat" in b and ("CommClosedError" in b or "StreamClosedError" in b))
+    ]
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(script, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DASTRAX_CONFIG", "DASTRAX_DEBUG")}
@@ -33,7 +44,7 @@ def test_example_runs(script, tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr
+    assert not _tracebacks(proc.stderr), proc.stderr
     assert "Warning" not in proc.stderr, proc.stderr  # examples run without warnings
     # the scripts work in the directory given, not in the working directory
     assert data.exists() and any(data.iterdir())

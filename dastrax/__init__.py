@@ -4,11 +4,13 @@
 >>> st = dastrax.Context(storage="./dastrax_data", register=[...])  # doctest: +SKIP
 """
 
-from . import errors
-from ._version import __version__
-from .chunks import Chunk, endtime
-from .context import Context
-from .errors import (
+from dastrax import _aliases, errors
+from dastrax._version import __version__
+from dastrax.context import Context
+from dastrax.core.chunks import Chunk, endtime
+from dastrax.core.lineage import DataKey
+from dastrax.core.plugin import Option, Plugin
+from dastrax.errors import (
     ConfigError,
     CorruptData,
     DastraxError,
@@ -23,9 +25,9 @@ from .errors import (
     WriteAborted,
     WriteConflict,
 )
-from .lineage import DataKey
-from .plugin import Option, Plugin
-from .storage import DataDirectory, StorageFrontend, StoredGroup, ZarrDirectory
+from dastrax.storage import DataDirectory, StorageFrontend, StoredGroup, ZarrDirectory
+
+_aliases.install()
 
 __all__ = [
     "Chunk",
@@ -61,7 +63,7 @@ __all__ = [
 def __getattr__(name: str):
     # optional frontends (their libraries are imported only when used)
     if name in ("StraxDirectory", "IcechunkRepository"):
-        from . import storage
+        from dastrax import storage
 
         return getattr(storage, name)
     raise AttributeError(f"module 'dastrax' has no attribute {name!r}")

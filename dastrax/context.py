@@ -12,19 +12,27 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import display, introspect, joined, settings, versions
-from .catalog import Catalog
-from .chunks import Chunk
-from .config import load_config
-from .errors import DataNotAvailable, InvalidRequest, LineageMismatch
-from .lineage import DataKey
-from .names import is_superrun_id, validate_data_type, validate_superrun_name, validate_targets
-from .processing import make_runs, plan_run
-from .registry import PluginRegistry
-from .requests import accepts_aliases, first_arguments, load_request, run_ids_of
-from .resolver import Resolver
-from .scheduling import Scheduler
-from .storage import StorageList, normalize_compressor
+from dastrax.config import settings
+from dastrax.config.files import load_config
+from dastrax.core.chunks import Chunk
+from dastrax.core.lineage import DataKey
+from dastrax.core.names import (
+    is_superrun_id,
+    validate_data_type,
+    validate_superrun_name,
+    validate_targets,
+)
+from dastrax.core.plugins import PluginRegistry
+from dastrax.core.scheduling import Scheduler
+from dastrax.errors import DataNotAvailable, InvalidRequest, LineageMismatch
+from dastrax.load import versions
+from dastrax.load.requests import accepts_aliases, first_arguments, load_request, run_ids_of
+from dastrax.load.resolver import Resolver
+from dastrax.runs.catalog import Catalog
+from dastrax.storage import StorageList, normalize_compressor
+from dastrax.ui import display, introspect
+from dastrax.write import join as joined
+from dastrax.write.make import make_runs, plan_run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,7 +131,7 @@ def _load_kwargs(local: dict, *drop: str) -> dict:
 
 
 def _given(run_id) -> dict:
-    """strax's ``run_id=`` keyword, for :func:`~dastrax.requests.first_arguments`."""
+    """strax's ``run_id=`` keyword, for :func:`~dastrax.load.requests.first_arguments`."""
     return {} if run_id is None else {"run_id": run_id}
 
 
@@ -151,7 +159,7 @@ class Context:
         A ``distributed.Client`` to run on; by default dask's own choice (its
         ``scheduler`` setting, an active client, else the threaded scheduler).
     **context_config
-        Context options (:data:`dastrax.settings.SETTINGS`): ``write_superruns``,
+        Context options (:data:`dastrax.config.settings.SETTINGS`): ``write_superruns``,
         ``use_per_run_defaults``, ``chunk_target_size_mb``, ``allow_incomplete``,
         ``progress``, ``compressor``, ``scheduler``.
 
@@ -163,7 +171,7 @@ class Context:
     Examples
     --------
     >>> import tempfile, dastrax
-    >>> from dastrax.testutils import Records, Peaks
+    >>> from dastrax.testing.plugins import Records, Peaks
     >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
     ...                      progress=False)
     >>> len(st.get_array("0", "peaks"))
@@ -260,7 +268,7 @@ class Context:
 
         Examples
         --------
-        >>> from dastrax.testutils import PeakClassification
+        >>> from dastrax.testing.plugins import PeakClassification
         >>> st.register(PeakClassification)
         >>> "peak_classification" in st.search_field("type")["data_type"].tolist()
         True
@@ -568,7 +576,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make(["0", "1"], "peaks")
@@ -658,7 +666,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make(["0", "1"], "peaks")
@@ -717,7 +725,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> arr = st.get_array("0", "peaks", columns=["area"], time_range=(0, 5))
@@ -771,7 +779,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.get_df("0", "peaks", selection="channel < 3").shape
@@ -822,7 +830,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> [len(c.data) for c in st.get_iter("0", "peaks")][:3]
@@ -1224,7 +1232,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testutils import Records, Peaks
+        >>> from dastrax.testing.plugins import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make("0", "peaks")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dastrax
-from dastrax.settings import markdown_table
+from dastrax.config.settings import markdown_table
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,7 +28,7 @@ import distributed
 import numpy as np
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 RUNS = ["100", "101", "102", "103"]
 SUPERRUN = "_week"

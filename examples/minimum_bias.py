@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 RUNS = ["0", "1", "2"]
 CHUNK_NS = 1_000  # each chunk of a run spans 1 µs

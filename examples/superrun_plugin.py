@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 
 import dastrax
-from dastrax.testutils import Peaks, Records
+from dastrax.testing.plugins import Peaks, Records
 
 RUNS = [str(i) for i in range(10)]
 CHUNK_NS = 1_000  # each chunk of a run spans 1 µs

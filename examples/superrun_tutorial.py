@@ -27,7 +27,7 @@ import numpy as np
 
 # In [1]: strax's tutorial imports strax and straxen; dastrax is all that is needed
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 def to_ns(when: datetime.datetime) -> int:

@@ -8,8 +8,7 @@ import pytest
 from conftest import assert_same_rows, stored_files
 
 import dastrax
-from dastrax import joined
-from dastrax.testutils import (
+from dastrax.testing.plugins import (
     IntegralMinusMean,
     PeakClassification,
     Peaks,
@@ -17,6 +16,7 @@ from dastrax.testutils import (
     SuperrunPeakClassification,
     SuperrunPeaks,
 )
+from dastrax.write import join as joined
 
 RUNS = ("0", "1", "2")
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from dastrax.bench import SCALING_ONLY, STEPS, TINY_ROWS
+from dastrax.bench.steps import SCALING_ONLY, STEPS, TINY_ROWS
 
 
 def _run(args, tmp_path):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import dastrax
-from dastrax import bench_setup as bench
-from dastrax.loader import block_bounds, block_specs
+from dastrax.bench import setup as bench
+from dastrax.load.plan import block_bounds, block_specs
 
 N = 60  # tiny subruns
 FIELDS = 7  # peaks' fields: time, length, dt, channel, area, area_per_channel, data

@@ -48,7 +48,7 @@ class Result:
 @pytest.fixture
 def cli(capsys, monkeypatch, tmp_path):
     """Run the command line in this process (fast): ``cli("info", "0")`` -> Result."""
-    from dastrax.cli import main
+    from dastrax.cli.main import main
 
     monkeypatch.delenv("DASTRAX_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)

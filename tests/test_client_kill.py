@@ -29,7 +29,7 @@ OFFSETS = {"0": 0, "1": 100_000}
 
 def _context(storage: str, client=None, run_id: str = "0"):
     import dastrax
-    from dastrax.testutils import PeakClassification, Peaks, Records
+    from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
     st = dastrax.Context(
         storage=[dastrax.ZarrDirectory(storage)],

@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_same_rows
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 distributed = pytest.importorskip("distributed")
 

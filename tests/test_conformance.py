@@ -40,8 +40,8 @@ import s3server
 import dastrax
 from dastrax.errors import CorruptData, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage import IcechunkRepository
-from dastrax.storage.memory import MemoryDirectory
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.storage.zarr.memory import MemoryDirectory
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 KINDS = ["local", "memory", "s3", "icechunk", "icechunk-s3"]
 PLUGINS = [Records, Peaks, PeakClassification]
@@ -454,7 +454,7 @@ if spec["action"] == "make":
                 else dastrax.ZarrDirectory(spec["url"], storage_options=spec["options"]))
 else:  # persist: every row written, killed at the commit
     from dastrax.storage.icechunk import IcechunkWriter
-    from dastrax.storage.zarr_writer import ZarrGroupWriter
+    from dastrax.storage.zarr.writer import ZarrGroupWriter
     ZarrGroupWriter.commit = ZarrGroupWriter.prepare = hold  # (a persist prepares, then
     IcechunkWriter.commit = IcechunkWriter.prepare = hold  # commits all its groups at once)
     frontend = (IcechunkRepository(spec["url"], storage_options=spec["options"])

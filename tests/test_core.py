@@ -14,7 +14,7 @@ from conftest import make_context, make_runs, stored_files
 
 import dastrax
 from dastrax.errors import UnknownConfigWarning
-from dastrax.testutils import Peaks, Records
+from dastrax.testing.plugins import Peaks, Records
 
 
 def expected_records(offset=0, n_chunks=10, per_chunk=10, chunk_ns=1):
@@ -326,7 +326,7 @@ def test_unknown_context_option_is_refused(st):
 
 
 def test_per_run_defaults_resolution():
-    from dastrax.plugin import per_run_default
+    from dastrax.core.plugin import per_run_default
 
     entries = [("10", "a"), ("20", "b")]
     assert per_run_default(entries, "5", "d") == "d"

@@ -33,7 +33,7 @@ from _crash_scripts.helpers import (
 from conftest import make_context
 
 import dastrax
-from dastrax.storage.zarr_writer import ZarrGroupWriter as Appender
+from dastrax.storage.zarr.writer import ZarrGroupWriter as Appender
 
 #: 24 chunks of 500 rows: 12 000 peaks (about 15 MB) a run; a zarr chunk holds 1250 rows
 CONFIG = {"n_chunks": 24, "recs_per_chunk": 500, "chunk_ns": 1000}

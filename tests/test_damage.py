@@ -15,7 +15,7 @@ import pytest
 from conftest import make_context, stored_files
 
 import dastrax
-from dastrax.storage import zarr_group
+from dastrax.storage.zarr import group as zarr_group
 
 #: 6 chunks of 1000 peaks; a zarr chunk holds 1250 rows, so each column has 5 chunk files
 CONFIG = {"n_chunks": 6, "recs_per_chunk": 1000, "chunk_ns": 1000}

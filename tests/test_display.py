@@ -10,7 +10,7 @@ import pytest
 from conftest import make_runs
 
 import dastrax
-from dastrax.display import (
+from dastrax.ui.display import (
     SuperrunView,
     format_livetime,
     format_time,

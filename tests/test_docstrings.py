@@ -15,10 +15,11 @@ import pytest
 from conftest import make_runs
 
 import dastrax
-from dastrax import errors, requests
-from dastrax.storage import base
-from dastrax.storage.memory import MemoryDirectory
-from dastrax.testutils import Peaks, Records
+from dastrax import errors
+from dastrax.load import requests
+from dastrax.storage import abc as base
+from dastrax.storage.zarr.memory import MemoryDirectory
+from dastrax.testing.plugins import Peaks, Records
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.IGNORE_EXCEPTION_DETAIL
 

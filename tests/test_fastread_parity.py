@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import dastrax
-from dastrax.storage import _fastread
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.storage.zarr import _fastread
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 COMPRESSORS = [
     "blosc-lz4",

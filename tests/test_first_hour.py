@@ -19,7 +19,7 @@ from conftest import make_context, make_runs
 
 import dastrax
 from dastrax.storage import StorageFrontend
-from dastrax.testutils import Peaks, Records
+from dastrax.testing.plugins import Peaks, Records
 
 LOADS = ("get_array", "get_df", "get_iter", "get_dataset")
 LOAD_KEYWORDS = (
@@ -309,7 +309,7 @@ def test_progress_bars_only_on_a_terminal(capsys):
 
     import dask
 
-    from dastrax.scheduling import Scheduler
+    from dastrax.core.scheduling import Scheduler
 
     (result,) = Scheduler("threads").compute(
         dask.delayed(time.sleep)(1.2), progress=True, label="making peaks"

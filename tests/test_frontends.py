@@ -23,9 +23,9 @@ import zarr
 import dastrax
 from dastrax.errors import WriteAborted
 from dastrax.storage import IcechunkRepository, StraxDirectory, ZarrDirectory
-from dastrax.storage.memory import MemoryDirectory
+from dastrax.storage.zarr.memory import MemoryDirectory
 from dastrax.testing import DTYPE, FrontendTests, reference_rows
-from dastrax.testutils import Peaks, Records
+from dastrax.testing.plugins import Peaks, Records
 
 STRAX = Path(__file__).parent / "data" / "strax-data"
 

@@ -13,12 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dastrax.errors import (
-    CorruptData,
-    DataNotAvailable,
-    InvalidRequest,
-    RunMetadataNotAvailable,
-)
+from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage import IcechunkRepository
 
 DTYPE = np.dtype(
@@ -372,7 +367,7 @@ def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, t
     the S3 server at the same instant, 10 rounds: each round leaves one valid group with
     the rows of the subruns, and each process reports success or WriteConflict."""
     import dastrax
-    from dastrax.testutils import Peaks, Records
+    from dastrax.testing.plugins import Peaks, Records
 
     url = f"{s3_bucket}/persist-race"
     options = s3_server.storage_options

@@ -1,4 +1,4 @@
-"""Manifests kept with the data (dastrax.openindex): a superrun of many subruns opens from
+"""Manifests kept with the data (dastrax.load.openindex): a superrun of many subruns opens from
 one file that its definition wrote, in any fresh process, with no cache of earlier opens;
 the file is checked against every group and run document it names (by signature, file
 by file), so any change — a subrun made again, a redefinition, a persisted copy, damage —
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import dastrax
-from dastrax import bench_setup as bench
-from dastrax import openindex
+from dastrax.bench import setup as bench
+from dastrax.load import openindex
 
 N = 110  # above openindex.MIN_SOURCES
 

@@ -16,8 +16,8 @@ import xarray as xr
 import zarr
 
 import dastrax
-from dastrax import bench_setup as bench
-from dastrax.storage import zarr_writer
+from dastrax.bench import setup as bench
+from dastrax.storage.zarr import writer as zarr_writer
 
 COMPRESSORS = {
     "blosc-lz4": {"name": "blosc", "cname": "lz4", "clevel": 5, "shuffle": "shuffle"},

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import dastrax
-from dastrax import superruns as S
+from dastrax.core.windows import intersect
 from dastrax.errors import SuperrunDefinitionError
-from dastrax.windows import intersect
+from dastrax.runs import superruns as S
 
 RUN_NS = 10**9
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import make_context
 
 import dastrax
-from dastrax.plugin import Option
-from dastrax.testutils import Peaks
-from dastrax.testutils import Records as _Records
+from dastrax.core.plugin import Option
+from dastrax.testing.plugins import Peaks
+from dastrax.testing.plugins import Records as _Records
 
 RUNS = [str(i) for i in range(4)]
 CHUNKS, PER_CHUNK, CHUNK_NS = 5, 40, 400  # rows 10 ns apart, length 1

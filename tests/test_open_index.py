@@ -1,4 +1,4 @@
-"""The open index (dastrax.openindex): a big superrun opened from one index file gives
+"""The open index (dastrax.load.openindex): a big superrun opened from one index file gives
 exactly what resolving it afresh gives; every change of the storage (a run document, a
 commit, a delete, a redefinition) makes it resolve afresh; a stamp too young to trust, a
 damaged index file or per-run lineages never give a wrong load."""
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dastrax import bench_setup as bench
-from dastrax import openindex
+from dastrax.bench import setup as bench
 from dastrax.errors import DataNotAvailable
+from dastrax.load import openindex
 from dastrax.storage import ZarrDirectory
-from dastrax.storage.memory import MemoryDirectory
+from dastrax.storage.zarr.memory import MemoryDirectory
 
 N = 120  # above openindex.MIN_SOURCES
 
@@ -229,7 +229,7 @@ def test_the_lineage_and_document_memos_are_per_thread(tmp_path):
     import threading
 
     import dastrax
-    from dastrax.testutils import Peaks, Records
+    from dastrax.testing.plugins import Peaks, Records
 
     st = dastrax.Context(storage=str(tmp_path / "d"), register=[Records, Peaks], progress=False)
     res = st._resolver

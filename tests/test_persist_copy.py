@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from dastrax import bench_setup as bench
+from dastrax.bench import setup as bench
 
 COMPRESSORS = {
     "blosc-lz4": {"name": "blosc", "cname": "lz4", "clevel": 5, "shuffle": "shuffle"},

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import dastrax
-from dastrax.cli import main
+from dastrax.cli.main import main
 from dastrax.errors import DastraxError, InvalidRequest
 from dastrax.storage import IcechunkRepository
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 PLUGINS = [Records, Peaks, PeakClassification]
 #: 2 chunks of 50 rows a run (few stored chunks: each read is a request on S3)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dastrax.settings import markdown_table
+from dastrax.config.settings import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -97,7 +97,7 @@ def test_settings_table_is_the_settings_modules():
     m = re.search(r"<!-- settings-table -->\n(.*?)\n<!-- /settings-table -->", text, re.S)
     assert m, "README.md has no <!-- settings-table --> ... <!-- /settings-table --> section"
     assert m[1].strip() == markdown_table().strip(), (
-        "README's settings table differs from dastrax.settings.markdown_table(): paste its "
+        "README's settings table differs from dastrax.config.settings.markdown_table(): paste its "
         "output between the markers"
     )
 
@@ -183,7 +183,7 @@ def test_the_set_up_commands_install_only_what_each_needs():
 
 
 def test_the_command_table_lists_every_command():
-    from dastrax.cli import cli
+    from dastrax.cli.main import cli
 
     text = README.read_text()
     table = text.split("| command | does |")[1].split("\n\n")[0]

@@ -13,7 +13,7 @@ from _crash_scripts.helpers import snapshot, temp_entries
 from conftest import make_context
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 class Failing(dastrax.Plugin):

@@ -17,7 +17,9 @@ import pytest
 from conftest import make_context, make_runs, stored_files
 
 import dastrax
-from dastrax import times
+from dastrax.core import times
+from dastrax.core.names import MAX_RUN_ID_LENGTH
+from dastrax.core.scheduling import Scheduler, validate_scheduler
 from dastrax.errors import (
     ConfigError,
     DastraxError,
@@ -25,10 +27,8 @@ from dastrax.errors import (
     InvalidRunName,
     SuperrunDefinitionError,
 )
-from dastrax.names import MAX_RUN_ID_LENGTH
-from dastrax.scheduling import Scheduler, validate_scheduler
 from dastrax.storage.codecs import DEFAULT_COMPRESSOR, make_codecs, normalize_compressor
-from dastrax.testutils import Peaks
+from dastrax.testing.plugins import Peaks
 
 # -- times (item 5) -----------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ def test_chunk_size_accepted():
 
 
 def test_runs_to_ns_still_importable():
-    from dastrax.runs import to_ns
+    from dastrax.runs.documents import to_ns
 
     assert to_ns({"$date": 1}) == 1_000_000
     with pytest.raises(InvalidRequest):

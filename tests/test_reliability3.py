@@ -17,7 +17,7 @@ import pytest
 from conftest import make_context
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 TINY = {"n_chunks": 3, "recs_per_chunk": 2, "chunk_ns": 1000, "n_channels": 2}
 TINY |= {"waveform_length": 2}

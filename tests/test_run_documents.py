@@ -16,8 +16,8 @@ import pytest
 from conftest import make_context, stored_files
 
 import dastrax
-from dastrax import runs
 from dastrax.errors import CorruptData, DastraxError, InvalidRequest
+from dastrax.runs import documents as runs
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 ISO0 = "2026-01-01T00:00:00+00:00"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 distributed = pytest.importorskip("distributed")
 

@@ -1,4 +1,4 @@
-"""Selections (dastrax.selection): masks equal numpy's, `&`/`|` bind as in pandas.eval,
+"""Selections (dastrax.core.rowfilter): masks equal numpy's, `&`/`|` bind as in pandas.eval,
 chunk minima/maxima never rule out a chunk holding a matching row, bad input refused."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dastrax.core.rowfilter import Selection, chunk_stats, chunks_may_match
 from dastrax.errors import InvalidRequest
-from dastrax.selection import Selection, chunk_stats, chunks_may_match
 
 DTYPE = [("time", "i8"), ("area", "f4"), ("channel", "i2"), ("width", "f8"), ("flag", "?")]
 

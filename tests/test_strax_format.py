@@ -21,15 +21,10 @@ import numcodecs
 import numpy as np
 import pytest
 
-from dastrax.convert import import_strax
-from dastrax.errors import (
-    CorruptData,
-    DataNotAvailable,
-    InvalidRequest,
-    RunMetadataNotAvailable,
-)
+from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage import StraxDirectory, ZarrDirectory
 from dastrax.storage.codecs import dtype_to_json
+from dastrax.write.strax_import import import_strax
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "data", "strax-data")

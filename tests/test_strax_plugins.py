@@ -12,7 +12,7 @@ import pytest
 
 import dastrax
 from dastrax.errors import ConfigError, CorruptData, PluginError
-from dastrax.testutils import Records
+from dastrax.testing.plugins import Records
 
 
 class AreaPerRecord(dastrax.Plugin):

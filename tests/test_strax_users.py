@@ -23,7 +23,7 @@ import pytest
 import dastrax
 from dastrax.errors import ConfigError, InvalidRequest
 from dastrax.storage import DataDirectory, StraxDirectory, ZarrDirectory
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 ROOT = Path(__file__).resolve().parents[1]
 STRAX = ROOT / "tests" / "data" / "strax-data" / "strax_data"
@@ -239,7 +239,7 @@ def test_persist_without_make_refuses_and_names_stored_lineages(other_options):
 # -- the scheduler ------------------------------------------------------------------
 def test_the_dashboard_address_is_printed_for_a_scheduler_address(capsys):
     distributed = pytest.importorskip("distributed")
-    from dastrax.scheduling import Scheduler
+    from dastrax.core.scheduling import Scheduler
 
     with distributed.LocalCluster(
         n_workers=1, processes=False, threads_per_worker=1, dashboard_address="127.0.0.1:0"

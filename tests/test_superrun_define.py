@@ -11,7 +11,7 @@ from conftest import make_context, make_runs, stored_files
 from superrun_util import assert_rows, expected
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from superrun_util import (
 )
 
 import dastrax
-from dastrax.lineage import canonical, deterministic_hash
+from dastrax.core.lineage import canonical, deterministic_hash
 
 SPEC = {"0": [(3, 10)], "1": "all", "2": [(41, 44), (46, 50)]}  # [3, 50), 7 + 10 + 7 ns
 

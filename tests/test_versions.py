@@ -11,7 +11,7 @@ import pytest
 from conftest import make_context
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 RUNS = ["0", "1", "2", "3"]
 
@@ -102,7 +102,7 @@ def test_extend_refuses_subruns_already_there_and_overlaps(tmp_path):
 
 
 def test_versions_and_extend_on_the_command_line(tmp_path, capsys):
-    from dastrax.cli import main
+    from dastrax.cli.main import main
 
     repo = tmp_path / "repo"
     st = _context(dastrax.IcechunkRepository(str(repo)))
@@ -172,7 +172,7 @@ def test_a_persisted_superrun_extended_appends_only_the_new_rows(tmp_path):
 
 
 def test_zarr_chunk_rows_divide_the_rows_where_a_near_size_does():
-    from dastrax.storage.zarr_writer import end_aligned_rows
+    from dastrax.storage.grid import end_aligned_rows
 
     assert end_aligned_rows(23420, 200_000, 800) == 25_000  # the nearest divisor
     assert 200_000 % end_aligned_rows(23420, 200_000, 800) == 0
@@ -185,7 +185,7 @@ def test_an_extension_keeps_every_file_of_the_old_copy(tmp_path):
     """The persisted grid divides the old copy's rows, so extending it rewrites no old
     zarr chunk — not even the last, nor the subrun column: every old chunk file is the
     same file in the new group, and only the new rows are new files."""
-    from dastrax import bench_setup as bench
+    from dastrax.bench import setup as bench
 
     params = {"storage": str(tmp_path / "data"), "subruns": 41, "chunks": 2, "rows_per_chunk": 50}
     st = bench.context(params)

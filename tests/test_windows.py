@@ -1,4 +1,4 @@
-"""Windows over stored chunks (dastrax.windows): every row the SEMANTICS.md rule keeps, and
+"""Windows over stored chunks (dastrax.core.windows): every row the SEMANTICS.md rule keeps, and
 only those, with each cut chunk's time/end columns read once and whole chunks not at all."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 from conftest import make_context, make_runs
 
 import dastrax
+from dastrax.core.windows import check_ranges, intersect, select_all, select_rows, union
 from dastrax.errors import SuperrunDefinitionError
-from dastrax.windows import check_ranges, intersect, select_all, select_rows, union
 
 
 class Group:

@@ -11,7 +11,7 @@ imports zarr or fsspec or builds a path. Frontends are chosen by URL scheme
 
 - :class:`ZarrDirectory` (and strax's name for it, :class:`DataDirectory`): zarr v3
   groups on a local path or any fsspec URL;
-- :class:`~dastrax.storage.memory.MemoryDirectory`: ``memory://``;
+- :class:`~dastrax.storage.zarr.memory.MemoryDirectory`: ``memory://``;
 - ``StraxDirectory``: strax's own ``DataDirectory`` layout, read-only;
 - ``IcechunkRepository``: an icechunk repository, every write a commit.
 
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 
-from .base import (
+from dastrax.storage.abc import (
     GroupWriter,
     StorageFrontend,
     StoredGroup,
@@ -43,11 +43,16 @@ from .base import (
     SupportsRunDocumentPath,
     SupportsVersions,
 )
-from .codecs import DEFAULT_COMPRESSOR, dtype_from_json, dtype_to_json, normalize_compressor
-from .multi import StorageList
-from .registry import frontend_for
-from .zarr_directory import DataDirectory, ZarrDirectory
-from .zarr_writer import shared_chunk_rows, zarr_chunk_rows
+from dastrax.storage.codecs import (
+    DEFAULT_COMPRESSOR,
+    dtype_from_json,
+    dtype_to_json,
+    normalize_compressor,
+)
+from dastrax.storage.grid import shared_chunk_rows, zarr_chunk_rows
+from dastrax.storage.multi import StorageList
+from dastrax.storage.registry import frontend_for
+from dastrax.storage.zarr.directory import DataDirectory, ZarrDirectory
 
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
 
@@ -74,11 +79,11 @@ __all__ = [
 def __getattr__(name: str):
     # optional frontends, imported when first used
     if name == "StraxDirectory":
-        from .strax import StraxDirectory
+        from dastrax.storage.strax.directory import StraxDirectory
 
         return StraxDirectory
     if name == "IcechunkRepository":
-        from .icechunk import IcechunkRepository
+        from dastrax.storage.icechunk.repository import IcechunkRepository
 
         return IcechunkRepository
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

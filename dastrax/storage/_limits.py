@@ -9,7 +9,7 @@ import time
 import numpy as np
 import zarr
 
-from .codecs import make_codecs, normalize_compressor
+from dastrax.storage.codecs import make_codecs, normalize_compressor
 
 __all__ = ["from_zarr_limit", "store_limit", "zarr_version"]
 

@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from ..errors import (
-    InvalidRequest,
-)
+from dastrax.errors import InvalidRequest
 
 DEFAULT_COMPRESSOR = {"name": "blosc", "cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 

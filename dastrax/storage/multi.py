@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from ..errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable, advice
-from .base import StorageFrontend, StoredGroup
-from .registry import frontend_for
+from dastrax.errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable, advice
+from dastrax.storage.abc import StorageFrontend, StoredGroup
+from dastrax.storage.registry import frontend_for
 
 __all__ = ["StorageList"]
 

@@ -14,17 +14,17 @@ import importlib
 import os
 from importlib.metadata import entry_points
 
-from ..errors import ConfigError
+from dastrax.errors import ConfigError
 
 __all__ = ["BUILTIN", "frontend_for", "schemes"]
 
 #: scheme -> "module:Class" of the built-in frontends (imported when used)
 BUILTIN = {
-    "": "dastrax.storage.zarr_directory:ZarrDirectory",
-    "file": "dastrax.storage.zarr_directory:ZarrDirectory",
-    "memory": "dastrax.storage.memory:MemoryDirectory",
-    "icechunk": "dastrax.storage.icechunk:IcechunkRepository",
-    "strax": "dastrax.storage.strax:StraxDirectory",
+    "": "dastrax.storage.zarr.directory:ZarrDirectory",
+    "file": "dastrax.storage.zarr.directory:ZarrDirectory",
+    "memory": "dastrax.storage.zarr.memory:MemoryDirectory",
+    "icechunk": "dastrax.storage.icechunk.repository:IcechunkRepository",
+    "strax": "dastrax.storage.strax.directory:StraxDirectory",
 }
 
 #: schemes that keep their prefix (the frontend is an fsspec one); others lose it

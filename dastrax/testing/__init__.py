@@ -7,6 +7,6 @@ does not import it.
 
 from __future__ import annotations
 
-from .frontend import DTYPE, FrontendTests, reference_rows
+from dastrax.testing.frontend import DTYPE, FrontendTests, reference_rows
 
 __all__ = ["DTYPE", "FrontendTests", "reference_rows"]

@@ -11,8 +11,8 @@ import uuid
 import numpy as np
 import pytest
 
-from ..errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
-from ..storage.base import (
+from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from dastrax.storage.abc import (
     GroupWriter,
     StorageFrontend,
     StoredGroup,
@@ -35,7 +35,7 @@ DTYPE = np.dtype(
     ]
 )
 
-#: keys in the metadata document of every stored group (see :mod:`dastrax.storage.base`)
+#: keys in the metadata document of every stored group (see :mod:`dastrax.storage.abc`)
 META_KEYS = ("run_id", "data_type", "data_kind", "dtype", "n_rows", "chunks")
 #: keys of every entry of a group's chunk table
 CHUNK_KEYS = ("chunk_i", "start", "end", "row_start", "n")

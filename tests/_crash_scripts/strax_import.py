@@ -9,11 +9,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dastrax.convert import import_strax  # noqa: E402
-from dastrax.storage import (
-    StraxDirectory,  # noqa: E402
-    ZarrDirectory,  # noqa: E402
-)
+from dastrax.storage import StraxDirectory, ZarrDirectory
+from dastrax.write.strax_import import import_strax  # noqa: E402
 
 report = import_strax(StraxDirectory(sys.argv[1]), ZarrDirectory(sys.argv[2]), progress=True)
 print(

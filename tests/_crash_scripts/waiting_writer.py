@@ -13,7 +13,7 @@ import json
 import sys
 
 import dastrax
-from dastrax.testutils import PeakClassification, Peaks, Records
+from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 def main() -> None:

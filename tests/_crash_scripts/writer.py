@@ -52,16 +52,16 @@ def _pause(signal_file: str, go_file: str | None) -> None:
 
 
 def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
-    import dastrax.loader
+    import dastrax.load.plan
     import dastrax.storage
-    import dastrax.testutils
+    import dastrax.testing.plugins
 
     def hold():
         _pause(signal_file, go_file)
 
     at = pause["at"]
     if at == "compute":
-        cls = getattr(dastrax.testutils, pause["plugin"])
+        cls = getattr(dastrax.testing.plugins, pause["plugin"])
         original = cls.compute
 
         def compute(self, *args, start, end, **kwargs):
@@ -71,7 +71,7 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
 
         cls.compute = compute
     elif at == "read":
-        from dastrax.storage.zarr_group import ZarrGroup
+        from dastrax.storage.zarr.group import ZarrGroup
 
         original_read = ZarrGroup.read
 
@@ -82,7 +82,7 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
 
         ZarrGroup.read = read
     elif at == "commit":
-        from dastrax.storage.zarr_writer import ZarrGroupWriter
+        from dastrax.storage.zarr.writer import ZarrGroupWriter
 
         original_stage = ZarrGroupWriter.stage  # the start of each group's commit
 
@@ -93,7 +93,7 @@ def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
 
         ZarrGroupWriter.stage = stage
     elif at == "publish":  # the rename of the k-th group of a batch into place
-        from dastrax.storage import zarr_writer
+        from dastrax.storage.zarr import writer as zarr_writer
 
         original_publish = zarr_writer._publish
 
@@ -146,7 +146,7 @@ def main(args: dict) -> None:
     if args.get("pause"):
         install_pause(args["pause"], args["signal"], args.get("go"))
     import dastrax
-    from dastrax.testutils import PeakClassification, Peaks, Records
+    from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
     st = dastrax.Context(
         storage=[dastrax.ZarrDirectory(args["storage"])],

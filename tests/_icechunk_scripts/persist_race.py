@@ -11,7 +11,7 @@ import sys
 import time
 
 import dastrax
-from dastrax.testutils import Peaks, Records
+from dastrax.testing.plugins import Peaks, Records
 
 url, options, sync, name, rounds = sys.argv[1:]
 st = dastrax.Context(

@@ -32,7 +32,7 @@ def test_core(tmp_path):
     st = context(tmp_path)
     bla = st.get_array(run_id=RUN_ID, targets="peaks")
     assert len(bla) == N_ROWS
-    assert bla.dtype == dastrax.plugin.to_numpy_dtype(PEAK_DTYPE)
+    assert bla.dtype == dastrax.core.plugin.to_numpy_dtype(PEAK_DTYPE)
 
 
 def test_core_df(tmp_path):

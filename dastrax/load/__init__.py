@@ -1,0 +1,1 @@
+"""Loading: requests, the load plan (blocks sized by bytes), resolution of keys, versions."""

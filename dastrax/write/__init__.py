@@ -1,0 +1,1 @@
+"""Writing: make (plugins computed into storage), persist, the join's persist, strax import."""

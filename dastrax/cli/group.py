@@ -111,8 +111,11 @@ def writable(frontends):
 RUN_RANGE = re.compile(r"(?P<run>[^:\s]+)(?::(?P<start>\d+)-(?P<end>\d+))?")
 
 
-def spec_from_args(runs_args) -> list | dict:
-    spec: dict[str, object] = {}
+def spec_from_args(
+    runs_args: tuple[str, ...],
+) -> list[str] | dict[str, str | list[tuple[int, int]]]:
+    """A superrun definition from ``RUN`` and ``RUN:START-END`` arguments."""
+    spec: dict[str, str | list[tuple[int, int]]] = {}
     for item in runs_args:
         m = RUN_RANGE.fullmatch(item)
         if m is None:
@@ -126,7 +129,7 @@ def spec_from_args(runs_args) -> list | dict:
             spec[run] = "all"
         else:
             ranges = spec.setdefault(run, [])
-            if ranges == "all":
+            if isinstance(ranges, str):
                 raise click.BadParameter(
                     f"run {run!r} given whole and with time ranges", param_hint="RUN"
                 )

@@ -21,7 +21,7 @@ from dastrax.errors import DastraxError, advice_language
 __all__ = ["cli", "main"]
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 

@@ -7,9 +7,9 @@ import tempfile
 
 import numpy as np
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 pytest_plugins = ("s3server",)
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_same_rows, stored_files
-
-import dastrax
-from dastrax.testing.plugins import (
+from dastrax.testutils import (
     IntegralMinusMean,
     PeakClassification,
     Peaks,
@@ -16,6 +14,8 @@ from dastrax.testing.plugins import (
     SuperrunPeakClassification,
     SuperrunPeaks,
 )
+
+import dastrax
 from dastrax.write import join as joined
 
 RUNS = ("0", "1", "2")

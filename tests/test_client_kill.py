@@ -28,8 +28,9 @@ OFFSETS = {"0": 0, "1": 100_000}
 
 
 def _context(storage: str, client=None, run_id: str = "0"):
+    from dastrax.testutils import PeakClassification, Peaks, Records
+
     import dastrax
-    from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
     st = dastrax.Context(
         storage=[dastrax.ZarrDirectory(storage)],

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 from conftest import assert_same_rows
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 distributed = pytest.importorskip("distributed")
 

@@ -37,9 +37,9 @@ def test_defaults():
     assert s.compressor == "blosc-lz4"
     assert s.progress is True and s.write_superruns is False
     assert s.plugins == [
-        "dastrax.testing.plugins:Records",
-        "dastrax.testing.plugins:Peaks",
-        "dastrax.testing.plugins:PeakClassification",
+        "dastrax.testutils:Records",
+        "dastrax.testutils:Peaks",
+        "dastrax.testutils:PeakClassification",
     ]
     assert s.config == {}
     assert config_path() == DEFAULT_CONFIG_PATH
@@ -116,7 +116,7 @@ def test_context_from_config_end_to_end(tmp_path, monkeypatch):
 
 
 def test_plugins_key_registers_exactly_those(tmp_path):
-    f = write(tmp_path / "f.toml", 'plugins = ["dastrax.testing.plugins:Records"]\n')
+    f = write(tmp_path / "f.toml", 'plugins = ["dastrax.testutils:Records"]\n')
     st = dastrax.Context.from_config(f, storage=str(tmp_path / "d"), progress=False)
     assert sorted(st._registry.plugins) == ["records"]
     with pytest.raises(dastrax.DataNotAvailable, match="peaks"):
@@ -134,10 +134,10 @@ def test_plugins_key_registers_exactly_those(tmp_path):
         ("chunk_target_size_mb = 'big'\n", "chunk_target_size_mb", "positive"),
         ("compressor = 'lzma'\n", "compressor", "unknown compressor"),
         ("progress = 'yes'\n", "progress", "true or false"),
-        ("plugins = 'dastrax.testing.plugins:Records'\n", "plugins", "list"),
+        ("plugins = 'dastrax.testutils:Records'\n", "plugins", "list"),
         ("plugins = ['no_such_module_xyz:P']\n", "plugins", "cannot import"),
-        ("plugins = ['dastrax.testing.plugins:Nope']\n", "plugins", "has no 'Nope'"),
-        ("plugins = ['dastrax.testing.plugins']\n", "plugins", "module:Class"),
+        ("plugins = ['dastrax.testutils:Nope']\n", "plugins", "has no 'Nope'"),
+        ("plugins = ['dastrax.testutils']\n", "plugins", "module:Class"),
         ("plugins = ['dastrax.config:Settings']\n", "plugins", "not a dastrax.Plugin"),
         ("config = 3\n", "config", "table"),
     ],

@@ -36,12 +36,12 @@ import fsspec
 import numpy as np
 import pytest
 import s3server
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
 from dastrax.errors import CorruptData, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage import IcechunkRepository
 from dastrax.storage.zarr.memory import MemoryDirectory
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 KINDS = ["local", "memory", "s3", "icechunk", "icechunk-s3"]
 PLUGINS = [Records, Peaks, PeakClassification]

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 from conftest import make_context, make_runs, stored_files
+from dastrax.testutils import Peaks, Records
 
 import dastrax
 from dastrax.errors import UnknownConfigWarning
-from dastrax.testing.plugins import Peaks, Records
 
 
 def expected_records(offset=0, n_chunks=10, per_chunk=10, chunk_ns=1):

@@ -13,13 +13,13 @@ import uuid
 
 import pytest
 from conftest import make_runs
+from dastrax.testutils import Peaks, Records
 
 import dastrax
 from dastrax import errors
 from dastrax.load import requests
 from dastrax.storage import abc as base
 from dastrax.storage.zarr.memory import MemoryDirectory
-from dastrax.testing.plugins import Peaks, Records
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.IGNORE_EXCEPTION_DETAIL
 

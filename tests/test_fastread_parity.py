@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
 from dastrax.storage.zarr import _fastread
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 COMPRESSORS = [
     "blosc-lz4",

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import make_context, make_runs
+from dastrax.testutils import Peaks, Records
 
 import dastrax
 from dastrax.storage import StorageFrontend
-from dastrax.testing.plugins import Peaks, Records
 
 LOADS = ("get_array", "get_df", "get_iter", "get_dataset")
 LOAD_KEYWORDS = (

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import s3server
 import zarr
+from dastrax.testutils import Peaks, Records
 
 import dastrax
 from dastrax.errors import WriteAborted
 from dastrax.storage import IcechunkRepository, StraxDirectory, ZarrDirectory
 from dastrax.storage.zarr.memory import MemoryDirectory
 from dastrax.testing import DTYPE, FrontendTests, reference_rows
-from dastrax.testing.plugins import Peaks, Records
 
 STRAX = Path(__file__).parent / "data" / "strax-data"
 

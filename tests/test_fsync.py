@@ -14,7 +14,7 @@ import pytest
 SCRIPT = """
 import dastrax, numpy as np
 from dastrax.storage import zarr_writer
-from dastrax.testing.plugins import Records, Peaks
+from dastrax.testutils import Records, Peaks
 assert zarr_writer.FSYNC and zarr_writer.FSYNC_METHOD == {method!r}
 st = dastrax.Context(storage={path!r}, register=[Records, Peaks], progress=False)
 st.make(["0"], "peaks")

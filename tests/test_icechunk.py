@@ -366,8 +366,9 @@ def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, t
     """Issue 14: two processes persist the same superrun into one IcechunkRepository on
     the S3 server at the same instant, 10 rounds: each round leaves one valid group with
     the rows of the subruns, and each process reports success or WriteConflict."""
+    from dastrax.testutils import Peaks, Records
+
     import dastrax
-    from dastrax.testing.plugins import Peaks, Records
 
     url = f"{s3_bucket}/persist-race"
     options = s3_server.storage_options

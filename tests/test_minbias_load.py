@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_context
+from dastrax.testutils import Peaks
+from dastrax.testutils import Records as _Records
 
 import dastrax
 from dastrax.core.plugin import Option
-from dastrax.testing.plugins import Peaks
-from dastrax.testing.plugins import Records as _Records
 
 RUNS = [str(i) for i in range(4)]
 CHUNKS, PER_CHUNK, CHUNK_NS = 5, 40, 400  # rows 10 ns apart, length 1

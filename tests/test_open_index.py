@@ -228,8 +228,9 @@ def test_the_lineage_and_document_memos_are_per_thread(tmp_path):
     into another thread that changed the config meanwhile."""
     import threading
 
+    from dastrax.testutils import Peaks, Records
+
     import dastrax
-    from dastrax.testing.plugins import Peaks, Records
 
     st = dastrax.Context(storage=str(tmp_path / "d"), register=[Records, Peaks], progress=False)
     res = st._resolver

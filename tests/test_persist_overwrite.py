@@ -14,12 +14,12 @@ import uuid
 
 import numpy as np
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
 from dastrax.cli.main import main
 from dastrax.errors import DastraxError, InvalidRequest
 from dastrax.storage import IcechunkRepository
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 PLUGINS = [Records, Peaks, PeakClassification]
 #: 2 chunks of 50 rows a run (few stored chunks: each read is a request on S3)

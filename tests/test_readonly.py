@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from _crash_scripts.helpers import snapshot, temp_entries
 from conftest import make_context
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 class Failing(dastrax.Plugin):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_context, make_runs, stored_files
+from dastrax.testutils import Peaks
 
 import dastrax
 from dastrax.core import times
@@ -28,7 +29,6 @@ from dastrax.errors import (
     SuperrunDefinitionError,
 )
 from dastrax.storage.codecs import DEFAULT_COMPRESSOR, make_codecs, normalize_compressor
-from dastrax.testing.plugins import Peaks
 
 # -- times (item 5) -----------------------------------------------------------------------
 

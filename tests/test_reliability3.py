@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_context
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 TINY = {"n_chunks": 3, "recs_per_chunk": 2, "chunk_ns": 1000, "n_channels": 2}
 TINY |= {"waveform_length": 2}

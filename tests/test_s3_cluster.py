@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 distributed = pytest.importorskip("distributed")
 

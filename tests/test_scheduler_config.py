@@ -7,9 +7,9 @@ import threading
 
 import dask
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 distributed = pytest.importorskip("distributed")
 

@@ -7,7 +7,7 @@ per backend (default 18 s in CI; e.g. 300 by hand). After every step the worker 
 invariant:
 
 - every row loaded is right: ``time``, ``channel``, ``length``, ``dt`` and ``area`` follow the
-  formula of ``dastrax.testing.plugins`` (API.md) for the run's offset and the options asked for;
+  formula of ``dastrax.testutils`` (API.md) for the run's offset and the options asked for;
   a superrun gives exactly its spec's rows of its subruns, cut to the ranges;
 - data reported stored (``is_stored``) loads complete and right;
 - every exception is a ``dastrax.DastraxError``, and none is ``CorruptData`` (nothing here
@@ -112,8 +112,9 @@ def _frontend(storage: str):
 
 
 def _context(storage: str, bonus: int):
+    from dastrax.testutils import PeakClassification, Peaks, Records
+
     import dastrax
-    from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
     class PerRunRecords(Records):
         """Records whose ``time_offset`` comes from the run (per-run defaults)."""

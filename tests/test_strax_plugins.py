@@ -9,10 +9,10 @@ import json
 
 import numpy as np
 import pytest
+from dastrax.testutils import Records
 
 import dastrax
 from dastrax.errors import ConfigError, CorruptData, PluginError
-from dastrax.testing.plugins import Records
 
 
 class AreaPerRecord(dastrax.Plugin):

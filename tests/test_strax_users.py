@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
 from dastrax.errors import ConfigError, InvalidRequest
 from dastrax.storage import DataDirectory, StraxDirectory, ZarrDirectory
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 ROOT = Path(__file__).resolve().parents[1]
 STRAX = ROOT / "tests" / "data" / "strax-data" / "strax_data"

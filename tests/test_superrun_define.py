@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_context, make_runs, stored_files
+from dastrax.testutils import PeakClassification, Peaks, Records
 from superrun_util import assert_rows, expected
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 @pytest.fixture(scope="module")

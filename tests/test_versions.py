@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 from conftest import make_context
+from dastrax.testutils import PeakClassification, Peaks, Records
 
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 RUNS = ["0", "1", "2", "3"]
 

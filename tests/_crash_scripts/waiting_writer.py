@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
+from dastrax.testutils import PeakClassification, Peaks, Records
+
 import dastrax
-from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
 
 def main() -> None:

@@ -51,17 +51,18 @@ def _pause(signal_file: str, go_file: str | None) -> None:
         time.sleep(0.01)
 
 
-def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:
+def install_pause(pause: dict, signal_file: str, go_file: str | None) -> None:  # noqa: C901
+    import dastrax.testutils
+
     import dastrax.load.plan
     import dastrax.storage
-    import dastrax.testing.plugins
 
     def hold():
         _pause(signal_file, go_file)
 
     at = pause["at"]
     if at == "compute":
-        cls = getattr(dastrax.testing.plugins, pause["plugin"])
+        cls = getattr(dastrax.testutils, pause["plugin"])
         original = cls.compute
 
         def compute(self, *args, start, end, **kwargs):
@@ -145,8 +146,9 @@ def main(args: dict) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     if args.get("pause"):
         install_pause(args["pause"], args["signal"], args.get("go"))
+    from dastrax.testutils import PeakClassification, Peaks, Records
+
     import dastrax
-    from dastrax.testing.plugins import PeakClassification, Peaks, Records
 
     st = dastrax.Context(
         storage=[dastrax.ZarrDirectory(args["storage"])],

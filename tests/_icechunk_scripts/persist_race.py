@@ -10,8 +10,9 @@ import os
 import sys
 import time
 
+from dastrax.testutils import Peaks, Records
+
 import dastrax
-from dastrax.testing.plugins import Peaks, Records
 
 url, options, sync, name, rounds = sys.argv[1:]
 st = dastrax.Context(

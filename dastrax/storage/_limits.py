@@ -57,7 +57,8 @@ def store_limit(src: str, names: list[str], out_dir: str, compressor) -> dict:
             fill_value=0,
             config={"write_empty_chunks": True},
         )
-        # dask's annotation of ``targets`` leaves out zarr arrays, which it documents
+        # dask documents ``targets`` as anything supporting ``target[a:b] = ...`` (a zarr
+        # array), but annotates them as numpy array-likes, which zarr arrays are not
         da.store(da.from_array(a, chunks=chunks), target, lock=False, compute=False).compute(  # type: ignore[arg-type]
             scheduler=dask.threaded.get
         )

@@ -343,3 +343,25 @@ def test_get_array_on_the_processes_scheduler(storage_dir):
     arr = st.get_array(["0"], "peaks")
     np.testing.assert_array_equal(arr["time"], expected_records()[0])
     assert list(np.unique(arr["run_id"])) == ["0"]
+
+
+def test_structured_dtype_helpers_name_fields_and_refuse_plain_dtypes():
+    from dastrax.core.chunks import field_dtype, field_names, fields_of, merge_columns
+
+    dt = np.dtype([(("Start time", "time"), np.int64), ("w", np.float32, (3,))])
+    assert field_names(dt) == ("time", "w")
+    assert field_dtype(dt, "w") == np.dtype((np.float32, (3,)))
+    assert fields_of(dt)["time"][2] == "Start time"  # the title, as numpy keeps it
+    with pytest.raises(KeyError):
+        field_dtype(dt, "area")
+    for helper in (field_names, fields_of):
+        with pytest.raises(TypeError, match="not a structured dtype: int64"):
+            helper(np.dtype(np.int64))
+    # merge_columns keeps titles and the first array's column of a shared name
+    a = np.zeros(2, dt)
+    b = np.zeros(2, [("time", np.int64), ("area", np.float32)])
+    a["time"], b["time"], b["area"] = [1, 2], [7, 8], [0.5, 1.5]
+    merged = merge_columns([a, b])
+    assert field_names(merged.dtype) == ("time", "w", "area")
+    assert merged["time"].tolist() == [1, 2] and merged["area"].tolist() == [0.5, 1.5]
+    assert fields_of(merged.dtype)["time"][2] == "Start time"

@@ -240,3 +240,20 @@ def test_capabilities_are_protocols_of_the_frontends_that_have_them(tmp_path):
     st.define_run("_sr", ["0"])
     with pytest.raises(dastrax.InvalidRequest, match="keeps no versions"):
         st.superrun_versions("_sr")
+
+
+def test_a_zarr_group_reads_its_document_once_and_takes_one_as_the_abc_declares(tmp_path):
+    from dastrax.storage.zarr.group import ZarrGroup
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return {"n_rows": 3}
+
+    group = ZarrGroup(str(tmp_path), "0-peaks-abcdefghij", None, (), load)
+    assert group.read_hint is None  # no index told it what reading needs
+    assert group.meta == {"n_rows": 3} and group.meta == {"n_rows": 3}
+    assert loads == [1]
+    group.meta = {"n_rows": 4}  # StoredGroup.meta is an attribute
+    assert group.meta == {"n_rows": 4} and loads == [1]

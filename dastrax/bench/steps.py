@@ -90,7 +90,7 @@ def _field_names(st) -> list[str]:
 
 
 def _chunk_files(group: str, names) -> list[str]:
-    out = []
+    out: list[str] = []
     for name in names:
         for base, _dirs, files in os.walk(os.path.join(group, name, "c")):
             out.extend(os.path.join(base, f) for f in files)
@@ -510,7 +510,7 @@ def run_scaling(base: dict, sizes, echo=print, cluster: bool = True) -> dict:
 # --------------------------------------------------------------------------------------
 # output
 # --------------------------------------------------------------------------------------
-LIMIT_OF = {
+LIMIT_OF: dict[str, list[tuple[str, ...]]] = {
     "load_unstored": [("fromzarr_subruns",)],
     "persist": [("fromzarr_subruns", "to_zarr")],
     "load_stored": [("fromzarr_stored",), ("load_unstored",)],

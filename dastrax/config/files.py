@@ -29,10 +29,13 @@ import importlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dastrax.config.settings import SETTINGS
 from dastrax.errors import ConfigError, DastraxError
+
+if TYPE_CHECKING:
+    from dastrax.core.plugin import Plugin
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -75,7 +78,7 @@ class Settings:
     def _where(self, key: str) -> str:
         return self.origins.get(key, f"configuration key {key!r}")
 
-    def check_plugin_options(self, plugins: list[type]) -> None:
+    def check_plugin_options(self, plugins: list[type[Plugin]]) -> None:
         """Refuse (:class:`ConfigError`, naming where it was given) a plugin option that
         none of ``plugins`` has: in a configuration file or on the command line a typo is
         an error, not a warning (in Python, :meth:`dastrax.Context.set_config` warns)."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Chunk",
@@ -13,8 +16,64 @@ __all__ = [
     "chunk_entry",
     "chunk_stats",
     "endtime",
+    "field_dtype",
+    "field_names",
+    "fields_of",
     "merge_columns",
 ]
+
+#: a field of a structured dtype, as ``numpy.dtype.fields`` gives it: ``(dtype, offset)``
+#: or ``(dtype, offset, title)``
+FieldEntry = tuple[np.dtype[Any], int] | tuple[np.dtype[Any], int, Any]
+
+
+def field_names(dtype: np.dtype[Any]) -> tuple[str, ...]:
+    """The field names of a structured dtype, in order.
+
+    Raises
+    ------
+    TypeError
+        ``dtype`` has no fields.
+
+    Examples
+    --------
+    >>> field_names(np.dtype([("time", "i8"), ("x", "f4")]))
+    ('time', 'x')
+    """
+    names = dtype.names
+    if names is None:
+        raise TypeError(f"not a structured dtype: {dtype}")
+    return names
+
+
+def fields_of(dtype: np.dtype[Any]) -> Mapping[str, FieldEntry]:
+    """``dtype.fields`` of a structured dtype (keyed by name, and by title if any).
+
+    Raises
+    ------
+    TypeError
+        ``dtype`` has no fields.
+
+    Examples
+    --------
+    >>> fields_of(np.dtype([("time", "i8")]))["time"][0]
+    dtype('int64')
+    """
+    fields = dtype.fields
+    if fields is None:
+        raise TypeError(f"not a structured dtype: {dtype}")
+    return fields
+
+
+def field_dtype(dtype: np.dtype[Any], name: str) -> np.dtype[Any]:
+    """The dtype of field ``name`` of a structured dtype (``KeyError`` if it has none).
+
+    Examples
+    --------
+    >>> field_dtype(np.dtype([("time", "i8"), ("w", "f4", (3,))]), "w")
+    dtype(('<f4', (3,)))
+    """
+    return fields_of(dtype)[name][0]
 
 
 def endtime(arr: np.ndarray) -> np.ndarray:
@@ -120,10 +179,11 @@ class Chunk:
         return bool(self.subruns) and str(self.run_id).startswith("_")
 
     def _subrun(self, index: int) -> dict | None:
-        if not self.is_superrun:
+        subruns = self.subruns
+        if not self.is_superrun or subruns is None:
             return None
-        run_id = list(self.subruns)[index]
-        span = self.subruns[run_id]
+        run_id = list(subruns)[index]
+        span = subruns[run_id]
         return {"run_id": run_id, "start": span["start"], "end": span["end"]}
 
     @property
@@ -145,13 +205,14 @@ class Chunk:
 
 def merge_dtype(dtypes: list[np.dtype]) -> np.dtype:
     """The union of the fields of ``dtypes`` (first occurrence of a name wins)."""
-    fields, seen = [], set()
+    fields: list[tuple[str | tuple[Any, str], np.dtype[Any]]] = []
+    seen: set[str] = set()
     for dt in dtypes:
-        for name in dt.names:
+        for name in field_names(dt):
             if name in seen:
                 continue
             seen.add(name)
-            sub, _off, *title = dt.fields[name]
+            sub, _off, *title = fields_of(dt)[name]
             fields.append(((title[0], name) if title else name, sub))
     return np.dtype(fields)
 
@@ -164,15 +225,17 @@ def merge_columns(arrays: list[np.ndarray]) -> np.ndarray:
     if len(n) != 1:
         raise ValueError(f"cannot merge arrays of different lengths {sorted(n)} column-wise")
     out = np.empty(n.pop(), merge_dtype([a.dtype for a in arrays]))
-    for name in out.dtype.names:
+    for name in field_names(out.dtype):
         for a in arrays:
-            if name in a.dtype.names:
+            if name in field_names(a.dtype):
                 out[name] = a[name]
                 break
     return out
 
 
-def chunk_boundaries(time: np.ndarray, end: np.ndarray, row_bytes: int, target_bytes: int):
+def chunk_boundaries(
+    time: np.ndarray, end: np.ndarray, row_bytes: int, target_bytes: int
+) -> npt.NDArray[np.int64]:
     """Row indices where stored chunks begin, for about ``target_bytes`` per chunk.
 
     A boundary goes before row ``k`` only if every earlier row ends at or before
@@ -192,7 +255,7 @@ def chunk_boundaries(time: np.ndarray, end: np.ndarray, row_bytes: int, target_b
     reach = np.maximum.accumulate(end)
     # allowed[k]: a boundary may go before row k (k >= 1)
     allowed = np.flatnonzero(reach[:-1] <= time[1:]) + 1
-    out = []
+    out: list[int] = []
     pos = 0
     while True:
         i = np.searchsorted(allowed, pos + per_chunk)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -197,13 +198,16 @@ class Plugin:
 
     provides: ClassVar[str | tuple[str, ...]] = ""
     depends_on: ClassVar[tuple[str, ...]] = ()
-    data_kind: ClassVar[str | dict | None] = None
+    #: set on the class; the registry sets each instance's to the kind it resolved
+    data_kind: str | dict | None = None
     __version__: ClassVar[str] = "0.0.0"
     dtype: Any = None
     #: computed once over a superrun's joined subruns (strax 2's ``allow_superrun``)
     allow_superrun: ClassVar[bool] = False
     #: needs a first pass over the whole run: :meth:`summarize`, then :meth:`combine`
     needs_summary: ClassVar[bool] = False
+    #: what :meth:`compute_takes` found, remembered on each class
+    _compute_takes: ClassVar[tuple[bool, bool]]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -349,6 +353,7 @@ class Plugin:
         memo = cls.__dict__.get("_compute_takes")
         if memo is not None:
             return memo
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(cls.compute).parameters
         except (TypeError, ValueError):
@@ -598,6 +603,8 @@ class OutputView(Plugin):
     ``compute`` runs once per chunk for all of them."""
 
     _multi: ClassVar[type[Plugin]]
+    #: the one data type of the multi-output plugin that this view stands for
+    provides: ClassVar[str]
 
     def __init__(self, run_id: str, config: dict[str, Any], inner: Plugin | None = None):
         self.inner = inner if inner is not None else self._multi(run_id, config)

@@ -16,6 +16,9 @@ from dastrax.errors import ConfigError, DataNotAvailable, InvalidRequest, Unknow
 
 __all__ = ["PluginRegistry"]
 
+#: the dastrax package: warnings point at the first line outside it (the user's)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
 
 class PluginRegistry:
     """Plugins by the data type they provide, plus the plugin config (option values)."""
@@ -143,7 +146,7 @@ class PluginRegistry:
                     f"config key {key!r} is not an option of any registered plugin; "
                     f"it does nothing.{hint}",
                     UnknownConfigWarning,
-                    skip_file_prefixes=(os.path.dirname(os.path.abspath(__file__)),),
+                    skip_file_prefixes=(_PACKAGE_DIR,),
                 )
 
     def options_for(self, data_type: str, run_id: str) -> dict[str, Any]:

@@ -5,15 +5,19 @@ a ``LocalCluster``, or a scheduler address; with dask's and distributed's progre
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 
 from dastrax.errors import ConfigError
+
+if TYPE_CHECKING:  # (imported when a client is started: it costs ~0.5 s)
+    import distributed
 
 __all__ = ["SCHEDULER_NAMES", "Scheduler", "validate_scheduler"]
 
@@ -107,7 +111,7 @@ class Scheduler:
     def __init__(self, scheduler: str | None = None, client: Any = None, timeout=None):
         self.scheduler = validate_scheduler(scheduler)
         self._client = client
-        self._owned = None
+        self._owned: distributed.LocalCluster | None = None
         self._started = None  # a client this object started (closed by close())
         if client is None and self.scheduler not in ("auto", *LOCAL_SCHEDULERS):
             self._client = self._start_client(self.scheduler, timeout)
@@ -119,7 +123,7 @@ class Scheduler:
 
         before = _default_client()
         config_before = dask.config.get("scheduler", None)
-        cluster = None
+        cluster: distributed.LocalCluster | None = None
         try:
             if spec in CLUSTER_NAMES:
                 cluster = distributed.LocalCluster(
@@ -358,8 +362,8 @@ def _distributed_progress(futures, label: str) -> None:
 
 def _in_notebook() -> bool:
     try:
-        from IPython import get_ipython
-
+        # (imported by name: IPython is optional, and not always typed)
+        get_ipython = importlib.import_module("IPython").get_ipython
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
     except Exception:  # noqa: BLE001
         return False

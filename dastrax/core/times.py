@@ -134,9 +134,10 @@ def to_ns(
     if document and isinstance(value, dict) and set(value) == {"$date"}:
         return _from_bson(value, what, error)
     if isinstance(value, Real) and not isinstance(value, str):  # fractions, decimals
-        if value != int(value):
+        whole = int(math.trunc(value))
+        if value != whole:
             raise _refuse(error, what, value, "a whole number of ns (times are int64 ns)")
-        return _from_integer(int(value), what, error)
+        return _from_integer(whole, what, error)
     why = "ns since the epoch (an integer) or a datetime"
     if document:
         why += ", an ISO 8601 string or bson {'$date': ...}"

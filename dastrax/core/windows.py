@@ -11,7 +11,7 @@ windows in Python; the loops are over chunks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,13 +32,15 @@ __all__ = [
 _TABLE_FIELDS = ("start", "end", "row_start", "n", "first_time", "last_endtime")
 
 
-class ChunkSelection(NamedTuple):
+@dataclass(slots=True)
+class ChunkSelection:
     """The rows of one stored chunk that a load keeps.
 
     ``lo, hi`` are global row numbers of the group; ``index`` (sorted, relative to
     ``lo``) picks rows of ``[lo, hi)``, or is None when all of ``[lo, hi)`` are kept;
     ``n`` is the number of rows kept; ``start, end`` the part of the chunk's
-    ``[start, end)`` that the windows cover (hull), for chunk metadata.
+    ``[start, end)`` that the windows cover (hull), for chunk metadata. (Not a named
+    tuple: its field ``index`` would hide the tuple method of that name.)
     """
 
     chunk_i: int

@@ -18,7 +18,7 @@ from dastrax.core.names import (
 from dastrax.errors import RunMetadataNotAvailable, SuperrunDefinitionError, advice
 from dastrax.runs import documents as runs
 from dastrax.runs import superruns
-from dastrax.storage import StorageList, SupportsRunDocumentPath
+from dastrax.storage import StorageFrontend, StorageList, SupportsRunDocumentPath
 
 __all__ = ["Catalog"]
 
@@ -66,7 +66,7 @@ class Catalog:
         finally:
             self._snapshot = None
 
-    def _stored(self, run_id: str) -> tuple[dict, object]:
+    def _stored(self, run_id: str) -> tuple[dict, StorageFrontend]:
         """The run document of ``run_id`` as stored (checked), and its frontend."""
         memo = self._snapshot
         if memo is not None and run_id in memo:
@@ -80,7 +80,7 @@ class Catalog:
         if self._snapshot is not None:
             self._snapshot.clear()  # (flattened superruns depend on their subruns' docs)
 
-    def _read(self, run_id: str) -> tuple[dict, object]:
+    def _read(self, run_id: str) -> tuple[dict, StorageFrontend]:
         validate_run_id(run_id)
         try:
             doc, frontend = self.storage.run_metadata(run_id)
@@ -208,12 +208,16 @@ class Catalog:
         flat = superruns.flatten_arrays(spec, self._doc, (name,), self._attachment)
         doc, attachments = superruns.superrun_document(name, spec, flat, self._doc)
         self.warn_rows_outside({s: self._doc(s) for s, r in flat if isinstance(r, str)})
+        old: dict | None
         try:
             old = self._stored(name)[0]
         except RunMetadataNotAvailable:
             old = None
-        same = old is not None and superruns.same_spec(old["sub_run_spec"], doc["sub_run_spec"])
-        if same and (not overwrite or _same_doc(old, doc)):
+        if (
+            old is not None
+            and superruns.same_spec(old["sub_run_spec"], doc["sub_run_spec"])
+            and (not overwrite or _same_doc(old, doc))
+        ):
             # the document as found (not read again: another process may have redefined
             # the superrun since)
             return runs.complete_document(self._expanded(old))

@@ -32,7 +32,7 @@ def _subject(run_id: str | None, where) -> str:
     return "run document" if run_id is None else f"run document of run {run_id!r}"
 
 
-def _times(run_id: str, doc, where, error: type[DastraxError]) -> dict:
+def _times(run_id: str | None, doc, where, error: type[DastraxError]) -> dict:
     """``doc`` checked as a run document, with ``name``, ``start`` and ``end`` (int ns)."""
     subject = _subject(run_id, where)
     if not isinstance(doc, dict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from dastrax.core.names import is_superrun_id, validate_run_id
 from dastrax.core.times import to_ns
 from dastrax.core.windows import as_windows, check_ranges, intersect, union
 from dastrax.errors import RunMetadataNotAvailable, SuperrunDefinitionError, advice
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = [
     "COMPACT_ABOVE",
@@ -33,8 +37,12 @@ __all__ = [
     "superrun_document",
 ]
 
-#: a flattened superrun: [(regular run id, "all" or ranges), ...] by start
-Flat = list[tuple[str, object]]
+#: the time ranges of one subrun: "all", or ``(k, 2)`` int64 windows
+Ranges = str | np.ndarray
+#: a flattened superrun: [(regular run id, "all" or ranges), ...] by start (the ranges
+#: are :data:`Ranges`; typed Any because the resolver holds a flattening as
+#: ``list[tuple[str, object]]``, and a list of :data:`Ranges` pairs is not one of those)
+Flat = list[tuple[str, Any]]
 #: a spec holding more windows than this is stored as an attachment of the run document
 COMPACT_ABOVE = 1000
 #: the prefix of the attachment names of compact specs
@@ -49,14 +57,16 @@ def _ranges(value, run_id: str) -> list[list[int]] | str:
                 f"subrun {run_id!r}: give 'all' or a list of (start, end) ranges, not {value!r}"
             )
         return "all"
+    given: list[list[Any] | None]
     try:
         items = list(value)
-        pairs = [
+        given = [
             None if isinstance(p, (str, bytes, dict)) or len(p) != 2 else list(p) for p in items
         ]
     except TypeError:
-        pairs = [None]
-    if None in pairs:
+        given = [None]
+    found = [p for p in given if p is not None]
+    if len(found) != len(given):
         raise SuperrunDefinitionError(
             f"subrun {run_id!r}: time ranges must be (start, end) pairs of ns integers; "
             f"got {value!r}"
@@ -64,7 +74,7 @@ def _ranges(value, run_id: str) -> list[list[int]] | str:
     what = f"time range of subrun {run_id!r}"
     pairs = [
         [to_ns(s, what, SuperrunDefinitionError), to_ns(e, what, SuperrunDefinitionError)]
-        for s, e in pairs
+        for s, e in found
     ]
     for s, e in pairs:
         if e <= s:
@@ -213,7 +223,7 @@ def _union_sorted(s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.stack([s[begin], e[last]], axis=1)
 
 
-def _value(value, run_id: str, owner: str | None = None, read_attachment=None):
+def _value(value, run_id: str, owner: str | None = None, read_attachment=None) -> Ranges:
     """One value of a spec as ``"all"`` or sorted ``(k, 2)`` int64 windows."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f" and value.size:
@@ -261,8 +271,9 @@ def normalize_spec(data, from_run: str | None = None) -> dict[str, object]:
     """
     if isinstance(data, str):
         data = [data]
+    spec: dict[str, object]
     if isinstance(data, pd.DataFrame) or (isinstance(data, np.ndarray) and data.dtype.names):
-        spec = _from_rows(data, from_run)
+        spec = dict(_from_rows(data, from_run))
     elif isinstance(data, dict):
         spec = {validate_run_id(r): _value(v, r) for r, v in data.items()}
     elif isinstance(data, (list, tuple, np.ndarray)):
@@ -283,7 +294,7 @@ def normalize_spec(data, from_run: str | None = None) -> dict[str, object]:
     return spec
 
 
-def _is_all(ranges) -> bool:
+def _is_all(ranges: object) -> TypeIs[str]:
     return isinstance(ranges, str)
 
 
@@ -333,7 +344,7 @@ def flatten_arrays(
     if not isinstance(run_doc, _DocCache):  # each document is read once per flattening
         run_doc = _DocCache(run_doc)
     owner = stack[-1] if stack else None
-    pieces: list[tuple[str, object]] = []
+    pieces: list[tuple[str, Ranges]] = []
     for run, value in spec.items():
         if run in stack:
             raise SuperrunDefinitionError(
@@ -356,10 +367,10 @@ def flatten_arrays(
                     pieces.append((sub, cut))
         else:
             pieces.append((run, ranges))
-    grouped: dict[str, list] = {}
+    grouped: dict[str, list[Ranges]] = {}
     for run, ranges in pieces:
         grouped.setdefault(run, []).append(ranges)
-    merged: dict[str, object] = {}
+    merged: dict[str, Ranges] = {}
     for run, parts in grouped.items():
         if len(parts) == 1:
             merged[run] = parts[0]
@@ -430,7 +441,8 @@ class _DocCache:
     """``run_doc`` remembering the documents it has returned."""
 
     def __init__(self, run_doc: Callable[[str], dict]):
-        self.run_doc, self.docs = run_doc, {}
+        self.run_doc = run_doc
+        self.docs: dict[str, dict] = {}
 
     def __call__(self, run_id: str) -> dict:
         if run_id not in self.docs:
@@ -554,7 +566,8 @@ def superrun_document(
         arrays = [windowed[r] for r in runs]
         key = ATTACHMENT_PREFIX + _digest(arrays, runs)[:24]
         attachments[key] = np.concatenate(arrays).astype(np.int64)
-        sub_run_spec, offset = {}, 0
+        sub_run_spec: dict[str, object] = {}
+        offset = 0
         for run, value in ordered.items():
             if isinstance(value, str):
                 sub_run_spec[run] = value
@@ -662,7 +675,7 @@ def spec_summary(doc: dict) -> dict:
         ``subruns`` (count), ``windows`` (total over windowed subruns), ``livetime``
         (seconds, from the document) and ``per_run``: ``{run: "all" or n windows}``.
     """
-    per_run = {}
+    per_run: dict[str, str | int] = {}
     for run, v in doc["sub_run_spec"].items():
         if isinstance(v, str):
             per_run[run] = v

@@ -42,7 +42,7 @@ def store_limit(src: str, names: list[str], out_dir: str, compressor) -> dict:
     import dask.threaded
 
     columns = {n: zarr.open_array(f"{src}/{n}", mode="r") for n in names}
-    data = {n: a[:] for n, a in columns.items()}
+    data = {n: np.asarray(a[:]) for n, a in columns.items()}
     group = zarr.open_group(out_dir, mode="w")
     codecs = make_codecs(normalize_compressor(compressor))
     t0 = time.perf_counter()
@@ -57,7 +57,9 @@ def store_limit(src: str, names: list[str], out_dir: str, compressor) -> dict:
             fill_value=0,
             config={"write_empty_chunks": True},
         )
-        da.store(da.from_array(a, chunks=chunks), target, lock=False, compute=False).compute(
+        # dask documents ``targets`` as anything supporting ``target[a:b] = ...`` (a zarr
+        # array), but annotates them as numpy array-likes, which zarr arrays are not
+        da.store(da.from_array(a, chunks=chunks), target, lock=False, compute=False).compute(  # type: ignore[arg-type]
             scheduler=dask.threaded.get
         )
     seconds = time.perf_counter() - t0

@@ -33,12 +33,13 @@ and a ``subrun`` column.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dastrax.core.chunks import field_names, fields_of
 from dastrax.errors import DataNotAvailable, InvalidRequest
 from dastrax.storage.codecs import dtype_from_json
 
@@ -58,7 +59,7 @@ class StoredGroup(abc.ABC):
     #: the key, ``run_id-data_type-lineage_hash``
     key: str
     #: the metadata document (see the module docstring)
-    meta: dict
+    meta: dict[str, Any]
     #: where it is stored, for messages
     url: str
     #: appended to the message when several lineages of an unregistered data type are
@@ -71,14 +72,15 @@ class StoredGroup(abc.ABC):
         return dtype_from_json(self.meta["dtype"])
 
     @property
-    def chunks(self) -> list[dict]:
+    def chunks(self) -> list[dict[str, Any]]:
         """The logical chunk table."""
-        return self.meta["chunks"]
+        table: list[dict[str, Any]] = self.meta["chunks"]
+        return table
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The stored columns: the dtype's fields, plus ``subrun`` for stored superruns."""
-        names = tuple(self.dtype.names)
+        names = field_names(self.dtype)
         return (*names, "subrun") if self.meta.get("subruns") is not None else names
 
     @abc.abstractmethod
@@ -103,14 +105,20 @@ class StoredGroup(abc.ABC):
         may drop what reading does not need, e.g. the chunk table; by default itself."""
         return self
 
-    def read_rows(self, lo: int, hi: int, names=None, index=None) -> np.ndarray:
+    def read_rows(
+        self,
+        lo: int,
+        hi: int,
+        names: Collection[str] | None = None,
+        index: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Rows ``[lo, hi)`` (then ``[index]``) as one structured array of ``names``."""
         dtype = self.dtype
         if names is not None:
             dtype = _sub_dtype(dtype, names)
         n = (hi - lo) if index is None else len(index)
         out = np.empty(n, dtype)
-        for name in dtype.names:
+        for name in field_names(dtype):
             self.read(name, lo, hi, index, out=out[name])
         return out
 
@@ -118,11 +126,11 @@ class StoredGroup(abc.ABC):
         return f"<{type(self).__name__} {self.key} in {self.url}>"
 
 
-def _sub_dtype(dtype: np.dtype, names) -> np.dtype:
-    fields = []
-    for name in dtype.names:
+def _sub_dtype(dtype: np.dtype, names: Collection[str]) -> np.dtype:
+    fields: list[tuple[str | tuple[Any, str], np.dtype]] = []
+    for name in field_names(dtype):
         if name in names:
-            sub, _off, *title = dtype.fields[name]
+            sub, _off, *title = fields_of(dtype)[name]
             fields.append(((title[0], name) if title else name, sub))
     return np.dtype(fields)
 
@@ -132,8 +140,8 @@ class PendingCommit:
     """A group's commit, prepared (:meth:`GroupWriter.prepare`), for
     :meth:`StorageFrontend.commit_all`: the writer and the metadata to commit."""
 
-    writer: Any
-    meta: dict
+    writer: GroupWriter
+    meta: dict[str, Any]
 
 
 class GroupWriter(abc.ABC):
@@ -159,7 +167,7 @@ class GroupWriter(abc.ABC):
         data: np.ndarray,
         start: int,
         end: int,
-        subruns: dict | None = None,
+        subruns: dict[str, Any] | None = None,
         run_id: str | None = None,
     ) -> GroupWriter:
         """Add one logical chunk ``[start, end)`` holding ``data``; the new state."""
@@ -169,8 +177,8 @@ class GroupWriter(abc.ABC):
         self,
         base_rows: int,
         total_rows: int = 0,
-        extra: dict | None = None,
-        attributes: dict | None = None,
+        extra: dict[str, Any] | None = None,
+        attributes: dict[str, Any] | None = None,
         rows: int | None = None,
     ) -> GroupWriter:
         """Create the columns (plus ``extra`` ``{name: dtype}``) for writes by position.
@@ -189,7 +197,7 @@ class GroupWriter(abc.ABC):
             self.array(name)[lo:hi] = values
 
     @abc.abstractmethod
-    def commit(self, meta: dict) -> dict:
+    def commit(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Write what is left and the metadata, then make the group visible under its
         key. Returns the committed metadata document. If another writer committed the
         same key first, this copy is discarded (same lineage, same data)."""
@@ -198,7 +206,7 @@ class GroupWriter(abc.ABC):
     def abort(self) -> None:
         """Remove what this writer wrote (unless its commit already took over)."""
 
-    def prepare(self, meta: dict) -> PendingCommit:
+    def prepare(self, meta: dict[str, Any]) -> PendingCommit:
         """The part of :meth:`commit` that may run apart from the others of its batch
         (in parallel, on any worker): what :meth:`StorageFrontend.commit_all` then makes
         visible together. The default does nothing yet."""
@@ -277,7 +285,7 @@ class StorageFrontend(abc.ABC):
         """
         return self.find(key) is not None
 
-    def metadata(self, key: str) -> dict:
+    def metadata(self, key: str) -> dict[str, Any]:
         """The metadata document of ``key`` (see the module docstring).
 
         Parameters
@@ -329,7 +337,7 @@ class StorageFrontend(abc.ABC):
         ['peaks', 'records']
         """
 
-    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> StoredGroup:
+    def handle(self, key: str, n_rows: int, hint: dict[str, Any] | None = None) -> StoredGroup:
         """A handle of the committed group ``key``, which an open index recorded with
         ``n_rows`` rows; frontends may read its metadata only when it is first needed
         (then a group that no longer holds ``n_rows`` rows raises
@@ -364,7 +372,7 @@ class StorageFrontend(abc.ABC):
             raise DataNotAvailable(f"{key} changed in {self.url} since it was indexed")
         return group
 
-    def change_stamp(self) -> tuple[tuple, float] | None:
+    def change_stamp(self) -> tuple[tuple[Any, ...], float] | None:
         """What tells whether anything here changed, cheaply.
 
         ``token`` changes whenever a group or a run document is added, replaced or removed,
@@ -388,7 +396,7 @@ class StorageFrontend(abc.ABC):
         """
         return None
 
-    def signatures(self, keys: list[str], *, as_read: bool = False) -> list | None:
+    def signatures(self, keys: list[str], *, as_read: bool = False) -> list[Any] | None:
         """Per key, what identifies the committed group's metadata document now (locally: its
         inode, modification time and size), or None for a key not stored; with ``as_read``,
         the signature of the document this frontend last read for the key. None (the
@@ -418,7 +426,7 @@ class StorageFrontend(abc.ABC):
         """
         return None
 
-    def run_signature(self, run_id: str) -> list | None:
+    def run_signature(self, run_id: str) -> list[Any] | None:
         """What identifies ``run_id``'s run document now, or None (no document, or a frontend
         that cannot tell).
 
@@ -487,7 +495,7 @@ class StorageFrontend(abc.ABC):
         >>> [g.key == key for g in d.find_data("0", "peaks")]
         [True]
         """
-        out = []
+        out: list[StoredGroup] = []
         for key in self.keys(f"{run_id}-{data_type}-"):
             if key.count("-") == 2:
                 group = self.find(key)
@@ -500,7 +508,7 @@ class StorageFrontend(abc.ABC):
         self,
         key: str,
         dtype: np.dtype,
-        compressor: dict | None = None,
+        compressor: dict[str, Any] | None = None,
         data_kind: str = "rows",
         overwrite: bool = False,
     ) -> GroupWriter:
@@ -543,7 +551,7 @@ class StorageFrontend(abc.ABC):
         True
         """
 
-    def writers(self, specs: Sequence[dict]) -> list[GroupWriter]:
+    def writers(self, specs: Sequence[dict[str, Any]]) -> list[GroupWriter]:
         """Start writing several keys at once (e.g. every group of one ``make``): one
         :meth:`writer` per spec, a dict of its keyword arguments (``key``, ``dtype``,
         ``compressor``, ``data_kind``, ``overwrite``).
@@ -629,7 +637,7 @@ class StorageFrontend(abc.ABC):
         """
         self.delete(key)
 
-    def commit_all(self, prepared: list[PendingCommit]) -> list[dict]:
+    def commit_all(self, prepared: list[PendingCommit]) -> list[dict[str, Any]]:
         """Commit the groups written together by one make or persist, as one batch.
 
         The default commits them one after the other; frontends that can make them
@@ -665,7 +673,7 @@ class StorageFrontend(abc.ABC):
         """
         return [p.writer.commit(p.meta) for p in prepared]
 
-    def replace(self, old_key: str, writer_commit) -> Any:
+    def replace[T](self, old_key: str, writer_commit: Callable[[], T]) -> T:
         """Run ``writer_commit()`` (which commits a new group) and only then delete
         ``old_key``: the old data stays until the new is committed.
 
@@ -699,7 +707,7 @@ class StorageFrontend(abc.ABC):
 
     # -- run documents ----------------------------------------------------------------
     @abc.abstractmethod
-    def run_metadata(self, run_id: str) -> dict:
+    def run_metadata(self, run_id: str) -> dict[str, Any]:
         """The stored run document of ``run_id``.
 
         Parameters
@@ -726,7 +734,7 @@ class StorageFrontend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write_run_metadata(self, run_id: str, doc: dict) -> None:
+    def write_run_metadata(self, run_id: str, doc: dict[str, Any]) -> None:
         """Write (atomically, replacing) the run document of ``run_id``.
 
         Parameters
@@ -754,7 +762,7 @@ class StorageFrontend(abc.ABC):
         0
         """
 
-    def create_run_metadata(self, run_id: str, doc: dict) -> bool:
+    def create_run_metadata(self, run_id: str, doc: dict[str, Any]) -> bool:
         """Write the run document of ``run_id`` only if there is none; whether it was written.
         Of two writers racing, exactly one gets True. Frontends that cannot create
         exclusively override this; the default is check-then-write.
@@ -972,7 +980,7 @@ class SupportsVersions(Protocol):
     False
     """
 
-    def superrun_versions(self, name: str) -> list[dict]:
+    def superrun_versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of the run document ``name``, oldest first: dicts of
         ``version`` (1, 2, ...), ``time``, ``commit``, ``message`` and ``doc``."""
         ...
@@ -1022,10 +1030,12 @@ class SupportsChunkCopy(Protocol):
         ...
 
 
-def start_all(specs, start) -> list:
+def start_all[W: GroupWriter](
+    specs: Iterable[Mapping[str, Any]], start: Callable[..., W]
+) -> list[W]:
     """``[start(**spec) for spec in specs]``; if one cannot be started, those already
     started are aborted (one place for every frontend's :meth:`StorageFrontend.writers`)."""
-    out: list = []
+    out: list[W] = []
     try:
         for spec in specs:
             out.append(start(**spec))

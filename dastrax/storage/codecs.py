@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
+from dastrax.core.chunks import field_names, fields_of
 from dastrax.errors import InvalidRequest
 
 DEFAULT_COMPRESSOR = {"name": "blosc", "cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
@@ -125,6 +126,7 @@ def normalize_compressor(spec: Any) -> dict:
 
 
 def _build(spec: dict) -> list:
+    first: list[BloscCodec | ZstdCodec]
     if spec["name"] == "blosc":
         extra = {"blocksize": spec["blocksize"]} if "blocksize" in spec else {}
         first = [
@@ -146,8 +148,8 @@ def make_codecs(spec: dict) -> list:
 def dtype_to_json(dtype: np.dtype) -> list:
     """A structured dtype as JSON: ``[[name, title, base dtype str, shape], ...]``."""
     out = []
-    for name in dtype.names:
-        sub, _offset, *title = dtype.fields[name]
+    for name in field_names(dtype):
+        sub, _offset, *title = fields_of(dtype)[name]
         out.append([name, title[0] if title else None, sub.base.str, list(sub.shape)])
     return out
 

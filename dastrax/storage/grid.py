@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dastrax.core.chunks import field_dtype, field_names
+
 __all__ = [
     "MAX_ZARR_CHUNK_BYTES",
     "MIN_ZARR_CHUNK_BYTES",
@@ -83,7 +85,7 @@ def buffer_rows(
     """
     tail = data if tail is None or not len(tail) else np.concatenate([tail, data])
     if not chunk_rows and len(data):
-        widest = max(data.dtype.fields[f][0].itemsize for f in data.dtype.names)
+        widest = max(field_dtype(data.dtype, f).itemsize for f in field_names(data.dtype))
         chunk_rows = zarr_chunk_rows(len(data), widest)
     full = (len(tail) // chunk_rows) * chunk_rows if chunk_rows else 0
     if not full:

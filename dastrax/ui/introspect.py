@@ -4,6 +4,7 @@ small request helpers of the façade: what make is asked, which columns exist.""
 from __future__ import annotations
 
 import fnmatch
+from typing import Any
 
 import pandas as pd
 
@@ -79,7 +80,7 @@ def show_config(registry: PluginRegistry, data_type: str | None = None) -> pd.Da
     """One row per option of the plugins of ``data_type`` and its dependencies (or of
     every registered plugin): ``option, default, current, applies_to, track, help``."""
     types = registry.dependencies(data_type) if data_type else sorted(registry.plugins)
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for dt in types:
         cls = registry.plugin_class(dt)
         for name, opt in cls.options().items():

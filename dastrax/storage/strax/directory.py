@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import ast
 import collections
+import importlib
 import json
 import os
 import re
 import threading
+from typing import NoReturn
 
 import numpy as np
 
+from dastrax.core.chunks import field_dtype, field_names
 from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage.abc import GroupWriter, StorageFrontend, StoredGroup
 from dastrax.storage.codecs import dtype_to_json
@@ -56,13 +59,14 @@ def _decompressor(name: str, path: str):
         return numcodecs.BZ2().decode
     if name == "lz4":  # strax writes lz4 *frames*, which numcodecs' LZ4 codec does not read
         try:
-            import lz4.frame
+            # (imported by name: lz4 is optional, and ships no type information)
+            lz4_frame = importlib.import_module("lz4.frame")
         except ImportError:
             raise InvalidRequest(
                 f"{path} is compressed with strax's 'lz4' (lz4 frames): install the 'lz4' "
                 "package (pip install lz4) to read it"
             ) from None
-        return lz4.frame.decompress
+        return lz4_frame.decompress
     raise CorruptData(
         f"{path} names the compressor {name!r}, which strax does not write: the metadata "
         "is damaged, or was written by another program"
@@ -80,7 +84,8 @@ def _parse_dtype(text, path: str) -> np.dtype:
 def _chunk_table(md: dict, dtype: np.dtype) -> list[dict]:
     """dastrax's chunk table from strax's (chunks in ``chunk_i`` order; strax's forked
     savers may append them out of order)."""
-    table, row = [], 0
+    table: list[dict] = []
+    row = 0
     for c in sorted(md.get("chunks") or [], key=lambda c: c["chunk_i"]):
         n = int(c["n"])
         table.append(
@@ -135,7 +140,7 @@ class StraxGroup(StoredGroup):
         self.url = folder
         self.meta = meta
         self.strax_compressor = strax_compressor
-        self._dtype = None
+        self._dtype: np.dtype | None = None
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_dtype"}
@@ -189,7 +194,7 @@ class StraxGroup(StoredGroup):
                 "with strax"
             )
         rows = np.frombuffer(data, dtype)
-        if "time" in dtype.names:
+        if "time" in field_names(dtype):
             want = (c["first_time"], c["last_time"])
             got = (int(rows["time"][0]), int(rows["time"][-1]))
             if any(w is not None and w != g for w, g in zip(want, got)):
@@ -256,7 +261,7 @@ class StraxGroup(StoredGroup):
         if parts:
             block = np.concatenate(parts) if len(parts) > 1 else parts[0]
         else:
-            sub = np.dtype(np.int32) if field == "subrun" else self.dtype.fields[field][0]
+            sub = np.dtype(np.int32) if field == "subrun" else field_dtype(self.dtype, field)
             block = np.empty((0, *sub.shape), sub.base)
         if index is not None:
             block = block[index]
@@ -445,8 +450,11 @@ class StraxDirectory(StorageFrontend):
                     out.append(key)
         return sorted(out)
 
-    def find_data(self, run_id: str, data_type: str) -> list[StraxGroup]:
+    def find_data(self, run_id: str, data_type: str) -> list[StoredGroup]:
         """Every stored group of ``data_type`` of ``run_id``, whatever its lineage."""
+        return list(self._groups(run_id, data_type))
+
+    def _groups(self, run_id: str, data_type: str) -> list[StraxGroup]:
         groups = []
         for key in self.keys(f"{run_id}-{data_type}-"):
             if key.split("-")[:2] == [run_id, data_type]:
@@ -481,7 +489,7 @@ class StraxDirectory(StorageFrontend):
             Several lineages are stored and none is chosen (they are named, and how to
             choose).
         """
-        groups = self.find_data(run_id, data_type)
+        groups = self._groups(run_id, data_type)
         stored = {g.meta["lineage_hash"]: g for g in groups}
         listing = ", ".join(sorted(stored)) or "none"
         if data_type in self.lineage:
@@ -558,7 +566,7 @@ class StraxDirectory(StorageFrontend):
         raise RunMetadataNotAvailable(f"strax stores no attachment {name!r} of {run_id!r}")
 
     # -- writes: refused --------------------------------------------------------------
-    def _refuse(self, what: str):
+    def _refuse(self, what: str) -> NoReturn:
         raise InvalidRequest(
             f"{self!r} is read-only (strax's own format): cannot {what}. Import it into "
             "dastrax storage with `dastrax import` to work on it"

@@ -21,6 +21,8 @@ import threading
 
 import numpy as np
 
+from dastrax.core.chunks import field_dtype, field_names
+
 __all__ = ["write_group"]
 
 _TEMPLATES: dict[tuple, dict | None] = {}
@@ -110,8 +112,8 @@ def write_group(
     attribute ``dastrax``. False (nothing written) where a codec is not one of ours."""
     n = len(data)
     docs, chunks = {}, {}
-    for name in dtype.names:
-        sub = dtype.fields[name][0]
+    for name in field_names(dtype):
+        sub = field_dtype(dtype, name)
         dims = (kind, *(f"{name}_dim{i}" for i in range(1, sub.ndim + 1)))
         template = _template(sub.base, tuple(sub.shape), compressor, dims)
         if template is None:

@@ -27,7 +27,7 @@ from dastrax.errors import (
     RunMetadataNotAvailable,
     advice,
 )
-from dastrax.storage.abc import StorageFrontend, start_all
+from dastrax.storage.abc import GroupWriter, StorageFrontend, StoredGroup, start_all
 from dastrax.storage.codecs import dtype_to_json, normalize_compressor
 from dastrax.storage.zarr import _fastread
 from dastrax.storage.zarr.group import ZarrGroup, _open_array, remote_error
@@ -285,7 +285,7 @@ class ZarrDirectory(StorageFrontend):
         """The metadata document of ``key``; :class:`DataNotAvailable` if not stored."""
         return self._metadata(key)
 
-    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> ZarrGroup:
+    def handle(self, key: str, n_rows: int, hint: dict | None = None) -> StoredGroup:
         """A handle of ``key`` whose metadata is read when first needed (see
         :meth:`StorageFrontend.handle`)."""
         if not self.local:
@@ -338,7 +338,8 @@ class ZarrDirectory(StorageFrontend):
         :meth:`StorageFrontend.change_stamp`). None on object stores."""
         if not self.local:
             return None
-        token, newest = [], 0.0
+        token: list[tuple[int, int, int] | None] = []
+        newest = 0.0
         for path in (self._fs_root, self._p(RUNS_DIR)):
             try:
                 st = os.stat(path)
@@ -441,7 +442,7 @@ class ZarrDirectory(StorageFrontend):
             self.sweep(key)
         return self._writer(key, dtype, compressor, data_kind, overwrite)
 
-    def writers(self, specs) -> list[ZarrGroupWriter]:
+    def writers(self, specs) -> list[GroupWriter]:
         """Start writing several keys (see :meth:`StorageFrontend.writers`): locally the
         directory is listed once to sweep dead writers' folders of all of them, not once a
         key (a ``make`` of N runs would otherwise list N growing directories)."""

@@ -14,6 +14,7 @@ import zarr
 import zarr.errors
 from zarr.core.buffer import default_buffer_prototype
 
+from dastrax.core.chunks import field_dtype
 from dastrax.errors import ConfigError, CorruptData, DastraxError, DataNotAvailable
 from dastrax.storage.abc import StoredGroup
 from dastrax.storage.codecs import dtype_from_json
@@ -60,6 +61,10 @@ class ZarrGroup(StoredGroup):
         A picklable callable returning the metadata document (when ``meta`` is None).
     """
 
+    #: the keys of the metadata that reading needs, as an open index recorded them (set
+    #: by :meth:`ZarrDirectory.handle`; not pickled)
+    read_hint: dict | None = None
+
     def __init__(self, root: str, key: str, meta: dict | None, options: tuple = (), load=None):
         self.root = root
         self.key = key
@@ -75,6 +80,11 @@ class ZarrGroup(StoredGroup):
         if self._meta is None:
             self._meta = self._load()
         return self._meta
+
+    @meta.setter
+    def meta(self, value: dict) -> None:
+        # (the ABC declares ``meta`` an attribute: a handle whose document is given)
+        self._meta = value
 
     @property
     def dtype(self) -> np.dtype:
@@ -130,7 +140,7 @@ class ZarrGroup(StoredGroup):
                 rows = int(meta["zarr_chunk_rows"])
                 n_rows = int(meta["n_rows"])
                 comp = (meta.get("compressor") or {}).get("name") or "none"
-                sub = _SUBRUN if field == "subrun" else self.dtype.fields[field][0]
+                sub = _SUBRUN if field == "subrun" else field_dtype(self.dtype, field)
             except (KeyError, TypeError, ValueError):
                 pass
             else:

@@ -16,7 +16,7 @@ import zarr.errors
 from zarr.core.sync import sync
 
 from dastrax._version import __version__
-from dastrax.core.chunks import chunk_entry
+from dastrax.core.chunks import chunk_entry, field_dtype, field_names
 from dastrax.errors import DastraxError, WriteAborted
 from dastrax.storage.abc import GroupWriter, PendingCommit
 from dastrax.storage.codecs import dtype_from_json, make_codecs
@@ -145,7 +145,7 @@ class ZarrGroupWriter(GroupWriter):
         rerun after its worker died goes on where it was); others are replaced.
         """
         dt = self.np_dtype
-        fields = {name: dt.fields[name][0] for name in dt.names}
+        fields = {name: field_dtype(dt, name) for name in field_names(dt)}
         fields.update({name: np.dtype(d) for name, d in (extra or {}).items()})
         widest = max(f.itemsize for f in fields.values())
         rows = position_chunk_rows(base_rows, total_rows, widest, rows)
@@ -191,7 +191,7 @@ class ZarrGroupWriter(GroupWriter):
             if whole is not None:
                 if not state.created:
                     state = state.create_arrays(0, rows=state.chunk_rows)
-                for name in data.dtype.names:
+                for name in field_names(data.dtype):
                     state._array(name)[written : written + len(whole)] = whole[name]
                 written += len(whole)
         finally:
@@ -226,7 +226,7 @@ class ZarrGroupWriter(GroupWriter):
             return self._stage_whole(meta)
         try:
             state = self
-            for name in state.np_dtype.names:
+            for name in field_names(state.np_dtype):
                 arr = state._array(name)
                 if state.tail is not None and len(state.tail):
                     arr[state.written : state.n] = state.tail[name]
@@ -441,15 +441,16 @@ async def _write_whole(state: ZarrGroupWriter, dt: np.dtype, data: np.ndarray, m
     rows = state.chunk_rows
     codecs = make_codecs(state.compressor)
 
-    async def one(name: str):
-        sub = dt.fields[name][0]
-        shape = {"shape": (0, *sub.shape), "dtype": sub.base}
-        if len(data):
-            shape = {"data": np.ascontiguousarray(data[name])}
+    async def one(name: str) -> tuple[str, zarr.AsyncArray[Any]]:
+        sub = field_dtype(dt, name)
+        # the rows if there are any, else an empty array of the field's shape and dtype
+        values = np.ascontiguousarray(data[name]) if len(data) else None
         return name, await zarr.api.asynchronous.create_array(
             store,
             name=f"{state.path}/{name}",
-            **shape,
+            shape=None if values is not None else (0, *sub.shape),
+            dtype=None if values is not None else sub.base,
+            data=values,
             chunks=(rows, *sub.shape),
             compressors=codecs,
             fill_value=0,
@@ -458,7 +459,7 @@ async def _write_whole(state: ZarrGroupWriter, dt: np.dtype, data: np.ndarray, m
             overwrite=True,
         )
 
-    made = await asyncio.gather(*(one(name) for name in dt.names))
+    made = await asyncio.gather(*(one(name) for name in field_names(dt)))
     consolidated = ConsolidatedMetadata(metadata={name: arr.metadata for name, arr in made})
     group = AsyncGroup(
         GroupMetadata(attributes={"dastrax": meta}, consolidated_metadata=consolidated),
@@ -475,6 +476,7 @@ class Prepared(PendingCommit):
     where nothing is left to do (object stores: the document was the commit; or an
     earlier attempt of this commit had made it visible). Small and picklable (no rows)."""
 
+    writer: ZarrGroupWriter
     paths: tuple[str, str] | None = None
 
 
@@ -517,25 +519,25 @@ def publish(prepared: list[Prepared]) -> None:
     then each renamed from its temporary folder to its key, then the directory flushed
     (the renames). If anything fails before the renames, every temporary folder of the
     batch is removed and nothing of it is visible."""
-    ready = [p for p in prepared if p.paths is not None]
+    ready = [(p.writer, p.paths) for p in prepared if p.paths is not None]
     try:
-        for p in ready:
-            folder = p.writer.folder
+        for writer, _paths in ready:
+            folder = writer.folder
             try:
                 os.rename(os.path.join(folder, COMMIT_FILE), os.path.join(folder, PUBLISH_FILE))
             except FileNotFoundError:
                 if not os.path.exists(os.path.join(folder, PUBLISH_FILE)):  # (else: a rerun)
                     raise WriteAborted(
-                        f"writing {p.writer.key} was aborted before its commit; nothing of "
+                        f"writing {writer.key} was aborted before its commit; nothing of "
                         "this write is stored"
                     ) from None
         if ready and FSYNC:
             # data and metadata on disk before the renames that make them visible
-            flush_trees([p.paths[0] for p in ready])
-        for p in ready:
-            _publish(p.writer, *p.paths)
+            flush_trees([paths[0] for _writer, paths in ready])
+        for writer, paths in ready:
+            _publish(writer, *paths)
         if ready and FSYNC:
-            fsync_dir(local_path(ready[0].writer.root))  # the renames themselves
+            fsync_dir(local_path(ready[0][0].root))  # the renames themselves
     except BaseException:
         for p in prepared:
             if p.writer.local:
@@ -704,7 +706,8 @@ def fsync_tree(path: str) -> None:
     threads: the filesystem batches them into few journal commits), then the folders."""
     from concurrent.futures import ThreadPoolExecutor
 
-    files, dirs = [], []
+    files: list[str] = []
+    dirs: list[str] = []
     for dirpath, _dirs, names in os.walk(path, topdown=False):
         files.extend(os.path.join(dirpath, n) for n in names)
         dirs.append(dirpath)

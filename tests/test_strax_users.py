@@ -268,8 +268,9 @@ def test_a_time_range_never_loses_rows_outside_the_run_documents(tmp_path):
 def test_rows_outside_the_run_documents_warn(tmp_path):
     st = context(tmp_path)
     three_runs(st, docs_in_seconds=True)
-    with pytest.warns(UserWarning, match=r"outside|\[start, end\)"):
+    with pytest.warns(UserWarning, match=r"outside|\[start, end\)") as rec:
         st.define_run("_superrun_test", ["0", "1", "2"])
+    assert rec[0].filename == __file__  # the user's line, not a module of dastrax
 
 
 def test_a_strax_stored_superrun_is_stored_for_the_context():

@@ -4,6 +4,7 @@ and deleted — over the storage frontends, for the resolver and the context."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import warnings
 
@@ -19,6 +20,9 @@ from dastrax.errors import RunMetadataNotAvailable, SuperrunDefinitionError, adv
 from dastrax.runs import documents as runs
 from dastrax.runs import superruns
 from dastrax.storage import StorageFrontend, StorageList, SupportsRunDocumentPath
+
+#: frames in this folder are dastrax's: warnings point at the first frame outside it
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 __all__ = ["Catalog"]
 
@@ -148,7 +152,7 @@ class Catalog:
                         f"document [start, end) = [{doc['start']}, {doc['end']}): check that "
                         "the document's start and end are in ns since the epoch",
                         UserWarning,
-                        stacklevel=5,
+                        skip_file_prefixes=(_PACKAGE_DIR,),  # the user's line
                     )
                     return
 

@@ -26,6 +26,7 @@ import json
 import os
 import time
 import uuid
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def save(
     has_ranges = np.array([r is not None for r in ranges], bool)
     windows = [np.asarray(r, np.int64).reshape(-1, 2) for r in ranges if r is not None]
     indices = [p.index for p in pieces if p.index is not None]
-    head = {
+    head: dict[str, Any] = {  # the index's JSON header
         "format": FORMAT,
         "token": _token_text(token),
         "subruns": list(res.subruns),
@@ -179,7 +180,7 @@ def save(
         if hints is None:
             return False
         head["hints"] = hints
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "head": np.frombuffer(json.dumps(head).encode(), np.uint8),
         "sig": np.array(sig if sig is not None else [], np.int64).reshape(-1, 3),
         "subrun": np.array([s.subrun for s in sources], np.int64),
@@ -246,11 +247,12 @@ def _evict(folder: str) -> None:
         return
 
 
-def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list:
+def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list[np.ndarray | None]:
     """Per entry: its slice of ``flat`` (``counts`` long each, for present entries), or
     None where ``present`` is false."""
     bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    out, j = [], 0
+    out: list[np.ndarray | None] = []
+    j = 0
     for here in present.tolist():
         if here:
             out.append(flat[bounds[j] : bounds[j + 1]])

@@ -92,14 +92,14 @@ def _intervals(work: RunWork) -> list[tuple[int, int]]:
             f"{work.run_id!r}: {e!r}"
         ) from e
     prev_end = None
-    for s, e in intervals:
-        if e < s or (prev_end is not None and s < prev_end):
+    for start, end in intervals:
+        if end < start or (prev_end is not None and start < prev_end):
             raise PluginError(
                 f"plugin {type(source).__name__} gave chunk intervals for run {work.run_id!r} "
-                f"that overlap or run backwards at [{s}, {e}): chunks must tile the run in "
-                "time order"
+                f"that overlap or run backwards at [{start}, {end}): chunks must tile the run "
+                "in time order"
             )
-        prev_end = e
+        prev_end = end
     return intervals
 
 

@@ -204,7 +204,8 @@ def save(
     path = os.path.join(folder, f"{key}.npz")
     tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex}.npz"
     try:
-        np.savez(tmp, **arrays)
+        # allow_pickle named (numpy's default) so that **arrays cannot be taken for it
+        np.savez(tmp, allow_pickle=True, **arrays)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

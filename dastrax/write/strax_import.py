@@ -265,7 +265,7 @@ def _copy(group: StoredGroup, dest: StorageFrontend, compressor) -> None:
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
                 rows = group.read_rows(lo, hi)
-                for name in dtype.names:
+                for name in dtype.names or ():
                     writer.array(name)[lo:hi] = rows[name]
                 writer.array("subrun")[lo:hi] = group.read("subrun", lo, hi)
             writer = writer.with_rows(n)

@@ -136,8 +136,9 @@ def compute_chunk(
 
 
 def _kind_of(work: RunWork, dt: str) -> str:
-    if dt in work.plugins:
-        return work.plugins[dt].data_kind
+    kind = work.plugins[dt].data_kind if dt in work.plugins else None
+    if isinstance(kind, str):  # (the registry sets each instance's kind, a str)
+        return kind
     return work.inputs[dt].meta["data_kind"]
 
 

@@ -26,6 +26,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,13 @@ def directory() -> str | None:
     return os.path.join(base, "dastrax", "open-index")
 
 
-def cache_key(storage: StorageList, label: str, targets, lineage_hashes, flags) -> str:
+def cache_key(
+    storage: StorageList,
+    label: str,
+    targets: Iterable[str],
+    lineage_hashes: Iterable[str],
+    flags: Iterable[object],
+) -> str:
     """The file name (without suffix) of the index of one kind of load."""
     where = [(type(f).__name__, f.url, f.readonly, f.provide_run_metadata) for f in storage]
     return deterministic_hash(
@@ -79,11 +86,11 @@ def cache_key(storage: StorageList, label: str, targets, lineage_hashes, flags) 
     )
 
 
-def _token_text(token) -> str:
+def _token_text(token: object) -> str:
     return json.dumps(token, default=str)
 
 
-def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
+def load(folder: str, key: str, storage: StorageList, token: object) -> Resolved | None:
     """The load indexed under ``key`` if its stamp is ``token`` (a manifest: ``token``
     None, and every group and run document it names still what it was), else None (a
     damaged or outdated file is a miss, never an error)."""
@@ -101,7 +108,7 @@ def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
         return None
 
 
-def _unchanged(head: dict, a: dict, storage: StorageList) -> bool:
+def _unchanged(head: dict[str, Any], a: dict[str, np.ndarray], storage: StorageList) -> bool:
     """Whether what a manifest names is as it was: each group's document (by signature),
     the run documents of the load's labels, and no stored copy of the superrun."""
     front = a["front"].tolist()
@@ -118,7 +125,7 @@ def _unchanged(head: dict, a: dict, storage: StorageList) -> bool:
     return True
 
 
-def run_signatures(storage: StorageList, labels) -> list:
+def run_signatures(storage: StorageList, labels: Iterable[str]) -> list[list[list[Any] | None]]:
     """The signatures of the run documents of ``labels`` on every frontend."""
     return [[f.run_signature(label) for f in storage] for label in sorted(set(labels))]
 
@@ -128,9 +135,9 @@ def save(
     key: str,
     res: Resolved,
     storage: StorageList,
-    token,
-    absent=(),
-    doc_sigs=None,
+    token: object,
+    absent: Sequence[str] = (),
+    doc_sigs: list[list[list[Any] | None]] | None = None,
 ) -> bool:
     """Write the index of ``res`` under ``key`` (atomically); whether it was written.
 
@@ -219,10 +226,10 @@ def save(
 _HINT_KEYS = ("zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
 
 
-def _read_hints(sources, targets) -> dict | None:
+def _read_hints(sources: list[Source], targets: Sequence[str]) -> dict[str, dict[str, Any]] | None:
     """Per target, what reading its groups needs besides the row count (the same in every
     subrun's group, as dastrax writes them), or None where the groups differ."""
-    out: dict = {}
+    out: dict[str, dict[str, Any]] = {}
     for s in sources:
         for t, g in s.groups:
             meta = g.meta
@@ -263,7 +270,7 @@ def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list[np
     return out
 
 
-def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
+def _rebuild(head: dict[str, Any], a: dict[str, np.ndarray], storage: StorageList) -> Resolved:
     targets = head["targets"]
     n_t = len(targets)
     frontends = storage.frontends
@@ -297,7 +304,7 @@ def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
     return res
 
 
-def _hint(common: dict | None, n_rows: int) -> dict | None:
+def _hint(common: dict[str, Any] | None, n_rows: int) -> dict[str, Any] | None:
     return None if common is None else {**common, "n_rows": n_rows}
 
 

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[StorageFrontend]:
     # optional frontends (their libraries are imported only when used)
     if name in ("StraxDirectory", "IcechunkRepository"):
         from dastrax import storage

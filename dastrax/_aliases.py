@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
+import types
+from collections.abc import Sequence
 
 #: old module path -> the module at its new place
 ALIASES = {
@@ -59,15 +62,20 @@ ALIASES = {
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old module path and loads it as the module at its new place."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in ALIASES:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None  # a placeholder module; exec_module swaps in the real one
 
-    def exec_module(self, module) -> None:
+    def exec_module(self, module: types.ModuleType) -> None:
         # the import system returns what sys.modules holds under the name after this
         sys.modules[module.__name__] = importlib.import_module(ALIASES[module.__name__])
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import os
 import textwrap
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,10 +27,17 @@ from dastrax.core.plugins import PluginRegistry
 from dastrax.core.scheduling import Scheduler
 from dastrax.errors import DataNotAvailable, InvalidRequest, LineageMismatch
 from dastrax.load import versions
-from dastrax.load.requests import accepts_aliases, first_arguments, load_request, run_ids_of
+from dastrax.load.requests import (
+    LoadRequest,
+    accepts_aliases,
+    first_arguments,
+    load_request,
+    run_id_of,
+    run_ids_of,
+)
 from dastrax.load.resolver import Resolver
 from dastrax.runs.catalog import Catalog
-from dastrax.storage import StorageList, normalize_compressor
+from dastrax.storage import StorageFrontend, StorageList, normalize_compressor
 from dastrax.ui import display, introspect
 from dastrax.write import join as joined
 from dastrax.write.make import make_runs, plan_run
@@ -37,8 +45,21 @@ from dastrax.write.make import make_runs, plan_run
 if TYPE_CHECKING:
     import numpy as np
     import xarray as xr
+    from distributed import Client
+
+    from dastrax.core.plugin import Plugin
+    from dastrax.load.plan import Resolved
 
 __all__ = ["Context"]
+
+#: where data is: a frontend, a path or URL, or a list of them
+type StorageSpec = (
+    StorageFrontend | str | os.PathLike[str] | Sequence[StorageFrontend | str | os.PathLike[str]]
+)
+#: a superrun's definition: run ids, ``{run_id: "all" or [(start, end), ...]}``, or rows
+type SuperrunData = (
+    Sequence[str] | Mapping[str, str | Sequence[tuple[int, int]]] | np.ndarray | pd.DataFrame
+)
 
 #: when a load makes data (the ``make`` keyword), said once for every load's docstring
 MAKE_RULE = (
@@ -111,31 +132,31 @@ LineageMismatch
     Stored data of another lineage (with ``check_lineage=True``)."""
 
 
-def _load_doc(func):
+def _load_doc[F: Callable[..., Any]](func: F) -> F:
     """Fill a load's docstring: ``{parameters}``, ``{raises}``, ``{make_rule}``."""
     pad = " " * 8
 
     def block(text: str) -> str:
         return textwrap.indent(text, pad).lstrip()
 
-    func.__doc__ = func.__doc__.format(
+    func.__doc__ = (func.__doc__ or "").format(
         parameters=block(LOAD_PARAMETERS), raises=block(LOAD_RAISES), make_rule=MAKE_RULE
     )
     return func
 
 
-def _load_kwargs(local: dict, *drop: str) -> dict:
+def _load_kwargs(local: dict[str, Any], *drop: str) -> dict[str, Any]:
     """A load's keyword arguments from its ``locals()``."""
     skip = {"self", "run_id_or_ids", "targets", "run_id", "__class__", *drop}
     return {k: v for k, v in local.items() if k not in skip}
 
 
-def _given(run_id) -> dict:
+def _given(run_id: str | Sequence[str] | None) -> dict[str, str | Sequence[str]]:
     """strax's ``run_id=`` keyword, for :func:`~dastrax.load.requests.first_arguments`."""
     return {} if run_id is None else {"run_id": run_id}
 
 
-def _names(run_id_or_ids) -> list:
+def _names(run_id_or_ids: str | Sequence[str]) -> list[str]:
     if isinstance(run_id_or_ids, str):
         return [run_id_or_ids]
     if isinstance(run_id_or_ids, (list, tuple)):
@@ -179,8 +200,13 @@ class Context:
     """
 
     def __init__(
-        self, storage=None, register=None, config: dict | None = None, client=None, **context_config
-    ):
+        self,
+        storage: StorageSpec | None = None,
+        register: type[Plugin] | Sequence[type[Plugin]] | None = None,
+        config: dict[str, Any] | None = None,
+        client: Client | None = None,
+        **context_config: Any,
+    ) -> None:
         self._storage = StorageList(storage)
         self._catalog = Catalog(self._storage)
         self._registry = PluginRegistry()
@@ -198,7 +224,7 @@ class Context:
             self.set_config(config)
 
     @classmethod
-    def from_config(cls, path: str | None = None, **overrides) -> Context:
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Context:
         """A context from a TOML configuration file (see ``conf/dastrax.toml``).
 
         Parameters
@@ -231,23 +257,23 @@ class Context:
 
     # -- configuration ----------------------------------------------------------------
     @property
-    def storage(self) -> list:
+    def storage(self) -> list[StorageFrontend]:
         """The storage frontends, in search order; assignable, as in strax
         (``st.storage = [dastrax.DataDirectory(path)]``)."""
         return self._storage.frontends
 
     @storage.setter
-    def storage(self, value) -> None:
+    def storage(self, value: StorageSpec | None) -> None:
         self._storage = StorageList(value)
         self._catalog = Catalog(self._storage)
         self._resolver = Resolver(self._registry, self._storage, self._catalog, self._make)
 
     @property
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """The plugin option values set on this context."""
         return self._registry.config
 
-    def register(self, plugin_cls) -> None:
+    def register(self, plugin_cls: type[Plugin] | Sequence[type[Plugin]]) -> None:
         """Register a plugin class, or a list of them.
 
         Parameters
@@ -275,7 +301,7 @@ class Context:
         """
         self._registry.register(plugin_cls)
 
-    def set_config(self, config: dict) -> None:
+    def set_config(self, config: dict[str, Any]) -> None:
         """Update plugin option values.
 
         Each value is checked against the ``type`` of every registered option of that name
@@ -307,7 +333,7 @@ class Context:
         """
         self._registry.set_config(config)
 
-    def set_context_config(self, context_config: dict) -> None:
+    def set_context_config(self, context_config: dict[str, Any]) -> None:
         """Update context options (see the class docstring); each is validated.
 
         Parameters
@@ -340,7 +366,7 @@ class Context:
         if "scheduler" in checked:
             self._scheduler_obj = None
 
-    def new_context(self, **context_config) -> Context:
+    def new_context(self, **context_config: Any) -> Context:
         """A copy of this context with some context options changed (same storage, plugins
         and plugin options; this context is not changed).
 
@@ -381,11 +407,11 @@ class Context:
         return self._scheduler_obj
 
     @property
-    def client(self):
+    def client(self) -> Client | None:
         """The distributed client in use, or None on dask's local schedulers."""
         return self._scheduler.client
 
-    def _progress(self, progress) -> bool:
+    def _progress(self, progress: bool | None) -> bool:
         return bool(self.context_config["progress"] if progress is None else progress)
 
     # -- keys -------------------------------------------------------------------------
@@ -424,7 +450,7 @@ class Context:
         >>> str(key).startswith("0-peaks-"), len(key.lineage_hash)
         (True, 10)
         """
-        run_id = run_ids_of(run_id)
+        run_id = run_id_of(run_id)
         data_type = validate_data_type(data_type)
         _check_combining(run_id, combining)
         if combining:
@@ -466,7 +492,7 @@ class Context:
         except LineageMismatch:
             return False
 
-    def get_metadata(self, run_id: str, data_type: str) -> dict:
+    def get_metadata(self, run_id: str, data_type: str) -> dict[str, Any]:
         """The stored metadata of ``data_type`` of ``run_id``; never makes data.
 
         Parameters
@@ -497,17 +523,19 @@ class Context:
         ('peaks', 100)
         """
         self._check_readable()
-        return introspect.metadata(self._resolver, self.key_for(run_ids_of(run_id), data_type))
+        return introspect.metadata(self._resolver, self.key_for(run_id_of(run_id), data_type))
 
     # -- making -----------------------------------------------------------------------
-    def _make(self, requests: list[tuple[str, list[str]]], progress=None) -> list[str]:
+    def _make(
+        self, requests: list[tuple[str, list[str]]], progress: bool | None = None
+    ) -> list[str]:
         cfg, services = self.context_config, (self._registry, self._storage, self._scheduler)
         compressor = normalize_compressor(cfg["compressor"])
         size, progress = cfg["chunk_target_size_mb"], self._progress(progress)
         self._refuse_forbidden(requests)
         return make_runs(*services, requests, compressor, size, progress)
 
-    def _refuse_forbidden(self, requests) -> None:
+    def _refuse_forbidden(self, requests: list[tuple[str, list[str]]]) -> None:
         """``DataNotAvailable`` if making ``requests`` would create a data type of the
         context option ``forbid_creation_of``."""
         forbidden = set(self.context_config["forbid_creation_of"])
@@ -526,12 +554,12 @@ class Context:
     @accepts_aliases
     def make(
         self,
-        run_id_or_ids: str | list[str] | None = None,
-        targets: str | list[str] | None = None,
+        run_id_or_ids: str | Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
         *,
         progress: bool | None = None,
         combining: bool = False,
-        run_id: str | list[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> None:
         """Make and store what is missing of ``targets`` (all runs in parallel).
 
@@ -596,12 +624,21 @@ class Context:
                     self.persist_superrun(r, kind_targets, progress=progress, combining=combining)
 
     # -- loading ----------------------------------------------------------------------
-    def _load(self, run_id_or_ids, targets, kwargs):
+    def _load(
+        self,
+        run_id_or_ids: str | Sequence[str],
+        targets: str | Sequence[str],
+        kwargs: dict[str, Any],
+    ) -> tuple[Resolved | joined.JoinLoad, LoadRequest]:
         targets = validate_targets(targets)
         make = kwargs.get("make")
         self._check_readable(make is False or any(is_superrun_id(r) for r in _names(run_id_or_ids)))
         run_id_or_ids, version = versions.split_version(run_id_or_ids, kwargs.pop("version", None))
-        res = versions.pinned(self._resolver, run_id_or_ids, version) if version else self._resolver
+        res = (  # (a version pins one superrun name: split_version refuses anything else)
+            versions.pinned(self._resolver, run_id_or_ids, version)
+            if version is not None and isinstance(run_id_or_ids, str)
+            else self._resolver
+        )
         req = load_request(run_id_or_ids, kwargs, lambda r: res.catalog.run_metadata(r)["start"])
         _check_combining(run_id_or_ids, req.combining)
         if req.columns is not None and req.check_lineage:
@@ -622,21 +659,21 @@ class Context:
     @_load_doc
     def get_dataset(
         self,
-        run_id_or_ids: str | list[str] | None = None,
-        targets: str | list[str] | None = None,
+        run_id_or_ids: str | Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
         *,
-        columns: list[str] | None = None,
+        columns: Sequence[str] | None = None,
         time_range: tuple[int, int] | None = None,
         seconds_range: tuple[float, float] | None = None,
-        time_within=None,
-        selection: str | list[str] | None = None,
+        time_within: np.void | np.ndarray | None = None,
+        selection: str | Sequence[str] | None = None,
         check_lineage: bool = True,
         version: int | None = None,
         combining: bool = False,
         make: bool | None = None,
         progress: bool | None = None,
         chunks: str | int = "auto",
-        run_id: str | list[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> xr.Dataset:
         """A **lazy** ``xarray.Dataset`` of ``targets`` (one data kind).
 
@@ -685,21 +722,21 @@ class Context:
     @_load_doc
     def get_array(
         self,
-        run_id_or_ids: str | list[str] | None = None,
-        targets: str | list[str] | None = None,
+        run_id_or_ids: str | Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
         *,
-        columns: list[str] | None = None,
+        columns: Sequence[str] | None = None,
         time_range: tuple[int, int] | None = None,
         seconds_range: tuple[float, float] | None = None,
-        time_within=None,
-        selection: str | list[str] | None = None,
+        time_within: np.void | np.ndarray | None = None,
+        selection: str | Sequence[str] | None = None,
         check_lineage: bool = True,
         version: int | None = None,
         combining: bool = False,
         make: bool | None = None,
         progress: bool | None = None,
         add_run_id_field: bool = True,
-        run_id: str | list[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> np.ndarray:
         """``targets`` of one or several runs as one numpy structured array.
 
@@ -742,21 +779,21 @@ class Context:
     @_load_doc
     def get_df(
         self,
-        run_id_or_ids: str | list[str] | None = None,
-        targets: str | list[str] | None = None,
+        run_id_or_ids: str | Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
         *,
-        columns: list[str] | None = None,
+        columns: Sequence[str] | None = None,
         time_range: tuple[int, int] | None = None,
         seconds_range: tuple[float, float] | None = None,
-        time_within=None,
-        selection: str | list[str] | None = None,
+        time_within: np.void | np.ndarray | None = None,
+        selection: str | Sequence[str] | None = None,
         check_lineage: bool = True,
         version: int | None = None,
         combining: bool = False,
         make: bool | None = None,
         progress: bool | None = None,
         add_run_id_field: bool = True,
-        run_id: str | list[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Like :meth:`get_array`, as a pandas DataFrame (multi-dimensional fields such
         as waveforms are left out). Data that is not stored is made first, as the
@@ -787,26 +824,26 @@ class Context:
         """
         run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         arr = self.get_array(run_id_or_ids, targets, **_load_kwargs(locals()))
-        return pd.DataFrame({n: arr[n] for n in arr.dtype.names if arr[n].ndim == 1})
+        return pd.DataFrame({n: arr[n] for n in arr.dtype.names or () if arr[n].ndim == 1})
 
     @accepts_aliases
     @_load_doc
     def get_iter(
         self,
-        run_id_or_ids: str | list[str] | None = None,
-        targets: str | list[str] | None = None,
+        run_id_or_ids: str | Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
         *,
-        columns: list[str] | None = None,
+        columns: Sequence[str] | None = None,
         time_range: tuple[int, int] | None = None,
         seconds_range: tuple[float, float] | None = None,
-        time_within=None,
-        selection: str | list[str] | None = None,
+        time_within: np.void | np.ndarray | None = None,
+        selection: str | Sequence[str] | None = None,
         check_lineage: bool = True,
         version: int | None = None,
         combining: bool = False,
         make: bool | None = None,
         progress: bool | None = None,
-        run_id: str | list[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> Iterator[Chunk]:
         """Iterate over :class:`Chunk` s of ``targets``: one per stored chunk (cut to the
         time range and the superrun's ranges), in time order. Data that is not stored is
@@ -841,7 +878,7 @@ class Context:
         return joined.iter_chunks(self._scheduler, res, req.columns)
 
     # -- runs -------------------------------------------------------------------------
-    def write_run_metadata(self, run_id: str, doc: dict) -> None:
+    def write_run_metadata(self, run_id: str, doc: dict[str, Any]) -> None:
         """Write the run document of regular run ``run_id`` (replacing one stored).
 
         Parameters
@@ -874,7 +911,9 @@ class Context:
         """
         self._catalog.write_run_metadata(run_id, doc)
 
-    def run_metadata(self, run_id: str, projection=None) -> dict:
+    def run_metadata(
+        self, run_id: str, projection: str | Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """The run document of ``run_id`` (superruns: as made by :meth:`define_run`).
 
         Parameters
@@ -907,15 +946,15 @@ class Context:
         (20, 30, 1e-08)
         """
         self._check_readable()
-        doc = self._catalog.run_metadata(run_ids_of(run_id))
+        doc = self._catalog.run_metadata(run_id_of(run_id))
         if projection is None:
             return doc
         fields = [projection] if isinstance(projection, str) else list(projection)
         return {k: doc[k] for k in fields if k in doc}
 
     def define_run(
-        self, name: str, data, from_run: str | None = None, overwrite: bool = False
-    ) -> dict:
+        self, name: str, data: SuperrunData, from_run: str | None = None, overwrite: bool = False
+    ) -> dict[str, Any]:
         """Define superrun ``name`` from runs, time ranges, or rows; return its document.
 
         The same spec again is a no-op; a different one needs ``overwrite=True``.
@@ -967,7 +1006,9 @@ class Context:
         self._resolver.write_manifest(name)
         return doc
 
-    def extend_superrun(self, name: str, data, from_run: str | None = None) -> dict:
+    def extend_superrun(
+        self, name: str, data: SuperrunData, from_run: str | None = None
+    ) -> dict[str, Any]:
         """Add subruns to superrun ``name``; returns the new document.
 
         A persisted superrun keeps its stored chunks: the next :meth:`persist_superrun`
@@ -1062,7 +1103,12 @@ class Context:
         return self._catalog.list_runs()
 
     def select_runs(
-        self, available=(), run_mode=None, include_tags=None, exclude_tags=None, run_id=None
+        self,
+        available: str | Sequence[str] = (),
+        run_mode: str | None = None,
+        include_tags: str | Sequence[str] | None = None,
+        exclude_tags: str | Sequence[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """A table of the runs: one row per run document, superruns included.
 
@@ -1102,8 +1148,8 @@ class Context:
         self._check_readable()
         table = self._catalog.select_runs(run_mode, include_tags, exclude_tags)
         if run_id is not None:
-            patterns = [run_id] if isinstance(run_id, (str, bytes)) else list(run_id)
-            patterns = [str(p) for p in run_ids_of(patterns)]
+            given = [run_id] if isinstance(run_id, (str, bytes)) else list(run_id)
+            patterns = [str(p) for p in run_ids_of(given)]
             keep = [any(fnmatch.fnmatchcase(str(n), p) for p in patterns) for n in table["name"]]
             table = table[keep].reset_index(drop=True)
         for dt in (available,) if isinstance(available, str) else available:
@@ -1138,7 +1184,7 @@ class Context:
         return table.sort_values("name", kind="stable").reset_index(drop=True)
 
     def _stored_run_ids(self) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for f in self._storage:
             try:
                 keys = f.keys("")
@@ -1176,7 +1222,7 @@ class Context:
     def persist_superrun(
         self,
         name: str,
-        targets: str | list[str],
+        targets: str | Sequence[str],
         chunk_target_size_mb: float | None = None,
         *,
         progress: bool | None = None,
@@ -1357,7 +1403,7 @@ class Context:
         """
         return introspect.data_info(self._registry, data_type)
 
-    def lineage(self, run_id: str, data_type: str) -> dict:
+    def lineage(self, run_id: str, data_type: str) -> dict[str, Any]:
         """The lineage of ``data_type`` of ``run_id``: ``{data_type: (plugin class name,
         version, {tracked option: value})}`` over the type and its dependencies.
 
@@ -1419,7 +1465,7 @@ class Context:
         """
         return display.superrun_table(self, name)
 
-    def show_superrun(self, name: str, targets=()):
+    def show_superrun(self, name: str, targets: Sequence[str] = ()) -> display.SuperrunView:
         """A view of a superrun for notebooks: its subruns, ranges and what is stored (HTML in
         Jupyter, text elsewhere).
 
@@ -1447,7 +1493,7 @@ class Context:
         return display.SuperrunView(self, name, targets)
 
 
-def _check_combining(run_id_or_ids, combining: bool) -> None:
+def _check_combining(run_id_or_ids: str | Sequence[str], combining: bool) -> None:
     """``combining=True`` is for superruns: refused for a regular run, as strax does."""
     if not combining:
         return

@@ -7,6 +7,7 @@ type, key or file concerned and says what to do about it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 __all__ = [
     "ADVICE",
@@ -159,7 +160,7 @@ _SPEAKER: dict[str, str | None] = {"language": "python", "command": None}
 
 
 @contextlib.contextmanager
-def advice_language(language: str, command: str | None = None):
+def advice_language(language: str, command: str | None = None) -> Iterator[None]:
     """Within this, :func:`advice` speaks ``language``: ``"python"`` (the API's
     keywords) or ``"cli"`` (the flags of ``command``, a ``dastrax`` subcommand).
 

@@ -16,7 +16,7 @@ def canonical(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=_jsonable))
 
 
-def _jsonable(x):
+def _jsonable(x: object) -> object:
     if hasattr(x, "tolist"):
         return x.tolist()
     if isinstance(x, (set, frozenset)):
@@ -42,7 +42,8 @@ class DataKey:
     run_id: str
     data_type: str
     lineage_hash: str
-    lineage: dict = field(compare=False, hash=False, repr=False)
+    #: ``{data_type: (plugin class name, version, {tracked option: value})}``
+    lineage: dict[str, Any] = field(compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.run_id}-{self.data_type}-{self.lineage_hash}"

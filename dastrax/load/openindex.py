@@ -26,6 +26,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +72,13 @@ def directory() -> str | None:
     return os.path.join(base, "dastrax", "open-index")
 
 
-def cache_key(storage: StorageList, label: str, targets, lineage_hashes, flags) -> str:
+def cache_key(
+    storage: StorageList,
+    label: str,
+    targets: Iterable[str],
+    lineage_hashes: Iterable[str],
+    flags: Iterable[object],
+) -> str:
     """The file name (without suffix) of the index of one kind of load."""
     where = [(type(f).__name__, f.url, f.readonly, f.provide_run_metadata) for f in storage]
     return deterministic_hash(
@@ -78,11 +86,11 @@ def cache_key(storage: StorageList, label: str, targets, lineage_hashes, flags) 
     )
 
 
-def _token_text(token) -> str:
+def _token_text(token: object) -> str:
     return json.dumps(token, default=str)
 
 
-def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
+def load(folder: str, key: str, storage: StorageList, token: object) -> Resolved | None:
     """The load indexed under ``key`` if its stamp is ``token`` (a manifest: ``token``
     None, and every group and run document it names still what it was), else None (a
     damaged or outdated file is a miss, never an error)."""
@@ -100,7 +108,7 @@ def load(folder: str, key: str, storage: StorageList, token) -> Resolved | None:
         return None
 
 
-def _unchanged(head: dict, a: dict, storage: StorageList) -> bool:
+def _unchanged(head: dict[str, Any], a: dict[str, np.ndarray], storage: StorageList) -> bool:
     """Whether what a manifest names is as it was: each group's document (by signature),
     the run documents of the load's labels, and no stored copy of the superrun."""
     front = a["front"].tolist()
@@ -117,7 +125,7 @@ def _unchanged(head: dict, a: dict, storage: StorageList) -> bool:
     return True
 
 
-def run_signatures(storage: StorageList, labels) -> list:
+def run_signatures(storage: StorageList, labels: Iterable[str]) -> list[list[list[Any] | None]]:
     """The signatures of the run documents of ``labels`` on every frontend."""
     return [[f.run_signature(label) for f in storage] for label in sorted(set(labels))]
 
@@ -127,9 +135,9 @@ def save(
     key: str,
     res: Resolved,
     storage: StorageList,
-    token,
-    absent=(),
-    doc_sigs=None,
+    token: object,
+    absent: Sequence[str] = (),
+    doc_sigs: list[list[list[Any] | None]] | None = None,
 ) -> bool:
     """Write the index of ``res`` under ``key`` (atomically); whether it was written.
 
@@ -152,7 +160,7 @@ def save(
     has_ranges = np.array([r is not None for r in ranges], bool)
     windows = [np.asarray(r, np.int64).reshape(-1, 2) for r in ranges if r is not None]
     indices = [p.index for p in pieces if p.index is not None]
-    head = {
+    head: dict[str, Any] = {  # the index's JSON header
         "format": FORMAT,
         "token": _token_text(token),
         "subruns": list(res.subruns),
@@ -179,7 +187,7 @@ def save(
         if hints is None:
             return False
         head["hints"] = hints
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "head": np.frombuffer(json.dumps(head).encode(), np.uint8),
         "sig": np.array(sig if sig is not None else [], np.int64).reshape(-1, 3),
         "subrun": np.array([s.subrun for s in sources], np.int64),
@@ -203,7 +211,8 @@ def save(
     path = os.path.join(folder, f"{key}.npz")
     tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex}.npz"
     try:
-        np.savez(tmp, **arrays)
+        # allow_pickle named (numpy's default) so that **arrays cannot be taken for it
+        np.savez(tmp, allow_pickle=True, **arrays)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -217,10 +226,10 @@ def save(
 _HINT_KEYS = ("zarr_chunk_rows", "compressor", "dtype", "dastrax_version")
 
 
-def _read_hints(sources, targets) -> dict | None:
+def _read_hints(sources: list[Source], targets: Sequence[str]) -> dict[str, dict[str, Any]] | None:
     """Per target, what reading its groups needs besides the row count (the same in every
     subrun's group, as dastrax writes them), or None where the groups differ."""
-    out: dict = {}
+    out: dict[str, dict[str, Any]] = {}
     for s in sources:
         for t, g in s.groups:
             meta = g.meta
@@ -246,11 +255,12 @@ def _evict(folder: str) -> None:
         return
 
 
-def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list:
+def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list[np.ndarray | None]:
     """Per entry: its slice of ``flat`` (``counts`` long each, for present entries), or
     None where ``present`` is false."""
     bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    out, j = [], 0
+    out: list[np.ndarray | None] = []
+    j = 0
     for here in present.tolist():
         if here:
             out.append(flat[bounds[j] : bounds[j + 1]])
@@ -260,7 +270,7 @@ def _split(flat: np.ndarray, counts: np.ndarray, present: np.ndarray) -> list:
     return out
 
 
-def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
+def _rebuild(head: dict[str, Any], a: dict[str, np.ndarray], storage: StorageList) -> Resolved:
     targets = head["targets"]
     n_t = len(targets)
     frontends = storage.frontends
@@ -294,7 +304,7 @@ def _rebuild(head: dict, a: dict, storage: StorageList) -> Resolved:
     return res
 
 
-def _hint(common: dict | None, n_rows: int) -> dict | None:
+def _hint(common: dict[str, Any] | None, n_rows: int) -> dict[str, Any] | None:
     return None if common is None else {**common, "n_rows": n_rows}
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
@@ -22,6 +24,13 @@ from dastrax.core.rowfilter import Selection
 from dastrax.core.windows import as_windows, select_rows
 from dastrax.errors import CorruptData, InvalidRequest
 from dastrax.storage import StoredGroup
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from dask.typing import Key
+
+    from dastrax.core.chunks import Chunk
+    from dastrax.core.scheduling import Scheduler
 
 __all__ = ["Piece", "Source", "assemble", "dataset", "iter_chunks", "pieces_for"]
 
@@ -36,6 +45,17 @@ SMALL_LOAD_PARTS = 256
 #: ... and are read in about this many blocks
 MANY_PARTS_BLOCKS = 16
 
+#: ``{field: (data_type, field dtype)}``: the loaded columns and the type each is read from
+Columns = dict[str, tuple[str, np.dtype]]
+#: the ``chunks=`` of a lazy load (see :func:`rows_per_block`)
+ChunksArg = str | int | Mapping[str, str | int] | None
+#: a chunk's ``subruns``: ``{subrun: {"start": s, "end": e}}``
+Subruns = dict[str, dict[str, int]]
+#: one part of a block: ``(groups, lo, hi, index, n, label)`` (see :class:`BlockSpec`)
+Part = tuple[dict[str, StoredGroup], int, int, np.ndarray | None, int, str]
+#: a numpy field of a loaded array: ``(name or (title, name), dtype)``
+FieldSpec = tuple[str | tuple[object, str], np.dtype | str]
+
 
 @dataclass(frozen=True)
 class Source:
@@ -43,9 +63,9 @@ class Source:
 
     run_id: str  # the run whose store this is (a regular run or a stored superrun)
     label: str  # the run id the user asked for (``run_id`` field of get_array)
-    groups: tuple  # ((data_type, StoredGroup), ...)
+    groups: tuple[tuple[str, StoredGroup], ...]  # ((data_type, StoredGroup), ...)
     subrun: int  # index of its (first) subrun in the load's subrun list
-    ranges: tuple | None  # ((start, end), ...) or None for everything
+    ranges: np.ndarray | None  # (k, 2) windows (start, end), or None for everything
     stored: bool = False  # a stored superrun: rows carry their subrun in a 'subrun' column
 
 
@@ -63,19 +83,32 @@ class Piece:
     index: np.ndarray | None = None
 
     @property
-    def subruns(self) -> dict | None:
-        return self.source.groups[0][1].chunks[self.chunk_i].get("subruns")
+    def subruns(self) -> Subruns | None:
+        subruns: Subruns | None = self.source.groups[0][1].chunks[self.chunk_i].get("subruns")
+        return subruns
 
 
 def end_fields(dtype: np.dtype) -> list[str]:
-    names = dtype.names
+    names = dtype.names or ()
     return ["endtime"] if "endtime" in names else ["length", "dt"]
 
 
-def _time_end_reader(group: StoredGroup):
+def field_specs(dtype: np.dtype) -> Mapping[str, tuple[np.dtype, int] | tuple[np.dtype, int, Any]]:
+    """``dtype.fields``: ``{name: (dtype, offset[, title])}``, titles as keys too (empty for
+    a plain dtype)."""
+    return dtype.fields or {}
+
+
+def field_title(dtype: np.dtype, name: str) -> object:
+    """The title of field ``name`` of ``dtype``, or None if it has none."""
+    spec = field_specs(dtype)[name]
+    return spec[2] if len(spec) > 2 else None
+
+
+def _time_end_reader(group: StoredGroup) -> Callable[[int, int], tuple[np.ndarray, np.ndarray]]:
     names = ["time", *end_fields(group.dtype)]
 
-    def read(lo: int, hi: int):
+    def read(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         rows = group.read_rows(lo, hi, names=names)
         return rows["time"], endtime(rows)
 
@@ -110,7 +143,9 @@ def pieces_for(source: Source) -> list[Piece]:
     ]
 
 
-def select_pieces(pieces: list[Piece], selection, columns: dict) -> list[Piece]:
+def select_pieces(
+    pieces: list[Piece], selection: str | Sequence[str] | Selection, columns: Columns
+) -> list[Piece]:
     """``pieces`` cut to the rows ``selection`` keeps (SEMANTICS.md, "Selections").
 
     Chunks whose stored per-column minima and maxima show that no row can match are
@@ -121,7 +156,7 @@ def select_pieces(pieces: list[Piece], selection, columns: dict) -> list[Piece]:
     sel.check(columns)
     out = []
     for p in pieces:
-        stats = {}
+        stats: dict[str, Any] = {}
         for _dt, g in reversed(p.source.groups):
             if len(g.chunks) > p.chunk_i and g.chunks[p.chunk_i].get("stats"):
                 stats.update(g.chunks[p.chunk_i]["stats"])
@@ -141,15 +176,15 @@ def select_pieces(pieces: list[Piece], selection, columns: dict) -> list[Piece]:
     return out
 
 
-def column_dtypes(sources: list[Source], columns) -> dict[str, tuple[str, np.dtype]]:
+def column_dtypes(sources: list[Source], columns: Sequence[str] | None) -> Columns:
     """``{field: (data_type, field dtype)}`` of the loaded columns (first type wins)."""
-    out: dict[str, tuple[str, np.dtype]] = {}
+    out: Columns = {}
     first = sources[0]
     for dt, group in first.groups:
-        dtype = group.dtype
-        for name in dtype.names:
+        specs = field_specs(group.dtype)
+        for name in group.dtype.names or ():
             if name not in out:
-                out[name] = (dt, dtype.fields[name][0])
+                out[name] = (dt, specs[name][0])
     if columns is not None:
         unknown = [c for c in columns if c not in out]
         if unknown:
@@ -173,7 +208,7 @@ def group_of(piece: Piece, data_type: str) -> StoredGroup:
 # --------------------------------------------------------------------------------------
 # the blocks of a lazy load: sized by bytes, across stored chunks and subruns
 # --------------------------------------------------------------------------------------
-def rows_per_block(chunks, row_bytes: int, dim: str = "") -> int | None:
+def rows_per_block(chunks: ChunksArg, row_bytes: int, dim: str = "") -> int | None:
     """Rows a dask block holds for ``get_dataset(chunks=...)``: ``"auto"`` (dask's
     ``array.chunk-size`` of rows of the loaded columns), an int of rows, a dict
     ``{dim: ...}`` as xarray's ``open_zarr`` takes, or ``"stored"`` (None: one block per
@@ -249,19 +284,20 @@ class BlockSpec:
 
     __slots__ = ("n", "parts")
 
-    def __init__(self, parts: tuple, n: int):
+    def __init__(self, parts: tuple[Part, ...], n: int) -> None:
         self.parts = parts
         self.n = n
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[BlockSpec], tuple[tuple[Part, ...], int]]:
         return (BlockSpec, (self.parts, self.n))
 
 
 def block_specs(pieces: list[Piece], bounds: np.ndarray) -> list[BlockSpec]:
     """One :class:`BlockSpec` per block of ``bounds`` over ``pieces``."""
-    readers: dict[int, dict] = {}  # one reading handle per source (shared by its parts)
+    # one reading handle per source (shared by its parts)
+    readers: dict[int, dict[str, StoredGroup]] = {}
 
-    def handles(source: Source) -> dict:
+    def handles(source: Source) -> dict[str, StoredGroup]:
         got = readers.get(id(source))
         if got is None:
             got = readers[id(source)] = {dt: g.for_reading() for dt, g in source.groups}
@@ -274,7 +310,7 @@ def block_specs(pieces: list[Piece], bounds: np.ndarray) -> list[BlockSpec]:
     i = 0
     for k in range(len(bounds) - 1):
         b0, b1 = int(bounds[k]), int(bounds[k + 1])
-        parts = []
+        parts: list[Part] = []
         while i < len(pieces) and offsets[i + 1] <= b0:
             i += 1
         j = i
@@ -325,7 +361,9 @@ def read_block(spec: BlockSpec, name: str, data_type: str, dtype: np.dtype) -> n
     return out
 
 
-def fill_block(out: np.ndarray, offset: int, spec: BlockSpec, columns: dict, labels: bool):
+def fill_block(
+    out: np.ndarray, offset: int, spec: BlockSpec, columns: Columns, labels: bool
+) -> None:
     """Read one block's ``columns`` into the structured array ``out`` from row
     ``offset`` on, each column decompressed straight into it (one task's work)."""
     for groups, lo, hi, index, n, label in spec.parts:
@@ -336,20 +374,18 @@ def fill_block(out: np.ndarray, offset: int, spec: BlockSpec, columns: dict, lab
         offset += n
 
 
-def dask_columns(
-    pieces: list[Piece], cols: dict[str, tuple[str, np.dtype]], max_rows: int | None
-) -> dict[str, da.Array]:
+def dask_columns(pieces: list[Piece], cols: Columns, max_rows: int | None) -> dict[str, da.Array]:
     """One lazy dask array per column of ``cols``, all with the same blocks (see
     :func:`block_bounds`); each block's :class:`BlockSpec` is one graph key that the
     columns' tasks of that block share. No data is read."""
     from dask.highlevelgraph import HighLevelGraph
 
     token = uuid.uuid4().hex
-    out = {}
+    out: dict[str, da.Array] = {}
     if not pieces:
         for name, (_dt, sub) in cols.items():
             meta = np.empty((0,) * (1 + len(sub.shape)), sub.base)
-            out[name] = da.from_array(
+            out[name] = da.from_array(  # type: ignore[no-untyped-call]  # dask: no annotations
                 np.empty((0, *sub.shape), sub.base), chunks=-1, name=f"{name}-{token}", meta=meta
             )
         return out
@@ -357,11 +393,11 @@ def dask_columns(
     specs = block_specs(pieces, bounds)
     rows = tuple(int(b) for b in np.diff(bounds))
     spec_name = f"blocks-{token}"
-    spec_layer = {(spec_name, k): spec for k, spec in enumerate(specs)}
+    spec_layer: dict[Key, BlockSpec] = {(spec_name, k): spec for k, spec in enumerate(specs)}
     for name, (dt, sub) in cols.items():
         gname = f"{name}-{token}"
         zeros = (0,) * len(sub.shape)
-        layer = {
+        layer: dict[Key, tuple[object, ...]] = {
             (gname, k, *zeros): (read_block, (spec_name, k), name, dt, sub)
             for k in range(len(specs))
         }
@@ -370,7 +406,7 @@ def dask_columns(
         )
         chunks = (rows, *((s,) for s in sub.shape))
         meta = np.empty((0,) * (1 + len(sub.shape)), sub.base)
-        out[name] = da.Array(graph, gname, chunks, meta=meta)
+        out[name] = da.Array(graph, gname, chunks, meta=meta)  # type: ignore[no-untyped-call]  # dask: no annotations
     return out
 
 
@@ -384,7 +420,7 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
         values = np.fromiter((p.source.subrun for p in pieces), np.int32, len(pieces))
         counts = np.fromiter((p.n for p in pieces), np.int64, len(pieces))
         return np.repeat(values, counts)
-    parts = []
+    parts: list[np.ndarray] = []
     for p in pieces:
         if not p.source.stored:
             parts.append(np.full(p.n, p.source.subrun, np.int32))
@@ -393,6 +429,7 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
         starts = group.meta.get("subrun_rows")
         if starts is not None:
             starts = np.asarray(starts, np.int64)
+            codes: np.ndarray
             if p.index is None:  # each subrun's rows within [lo, hi): a repeat, no search
                 edges = np.clip(np.append(starts, np.iinfo(np.int64).max), p.lo, p.hi)
                 codes = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(edges))
@@ -404,7 +441,9 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _subrun_column(group: StoredGroup, lo, hi, index, offset):
+def _subrun_column(
+    group: StoredGroup, lo: int, hi: int, index: np.ndarray | None, offset: int
+) -> np.ndarray:
     return group.read("subrun", lo, hi, index) + np.int32(offset)
 
 
@@ -415,7 +454,8 @@ def split(piece: Piece, max_rows: int) -> list[Piece]:
         return [piece]
     zrows = int(piece.source.groups[0][1].meta.get("zarr_chunk_rows") or 0) or 1
     step = max(zrows, (max_rows // zrows) * zrows)
-    out, lo = [], piece.lo
+    out: list[Piece] = []
+    lo = piece.lo
     while lo < piece.hi:
         hi = min(piece.hi, (lo // step + 1) * step)
         out.append(replace(piece, lo=lo, hi=hi, n=hi - lo))
@@ -424,12 +464,12 @@ def split(piece: Piece, max_rows: int) -> list[Piece]:
 
 
 def assemble(
-    scheduler,
+    scheduler: Scheduler,
     pieces: list[Piece],
-    columns: dict,
+    columns: Columns,
     dtype: np.dtype,
-    labels=False,
-    progress=False,
+    labels: bool = False,
+    progress: bool = False,
     label: str = "",
 ) -> np.ndarray:
     """``pieces`` as one new structured array of ``dtype``, allocated once.
@@ -466,23 +506,23 @@ def assemble(
     return out
 
 
-def fill_task(out: Shared, offset: int, spec: BlockSpec, columns: dict, labels: bool) -> None:
+def fill_task(out: Shared, offset: int, spec: BlockSpec, columns: Columns, labels: bool) -> None:
     fill_block(out.array, offset, spec, columns, labels)
 
 
-def read_task(spec: BlockSpec, columns: dict, dtype: np.dtype, labels: bool) -> np.ndarray:
+def read_task(spec: BlockSpec, columns: Columns, dtype: np.dtype, labels: bool) -> np.ndarray:
     out = np.empty(spec.n, dtype)
     fill_block(out, 0, spec, columns, labels)
     return out
 
 
-class Opaque:
+class Opaque[T]:
     """A task argument dask passes as it is: dask walks lists, dicts and dataclasses in
     task arguments, and pieces hold whole chunk tables (seconds for a big load)."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value):
+    def __init__(self, value: T) -> None:
         self.value = value
 
 
@@ -491,7 +531,7 @@ class Shared:
 
     __slots__ = ("array",)
 
-    def __init__(self, array):
+    def __init__(self, array: np.ndarray) -> None:
         self.array = array
 
 
@@ -508,9 +548,10 @@ class Resolved:
     targets: list[str]
     data_kind: str
     dtype: np.dtype | None = None  # the first target's dtype, when no source tells it
-    selection: object = None  # a selection string, list of strings, or Selection
+    #: a selection string, list of strings, or Selection
+    selection: str | Sequence[str] | Selection | None = None
     #: the pieces before the selection, where already known (e.g. from an open index)
-    base_pieces: list | None = field(default=None, repr=False, compare=False)
+    base_pieces: list[Piece] | None = field(default=None, repr=False, compare=False)
 
     def pieces(self) -> list[Piece]:
         """The pieces of the load (cut to ranges, then to the selection), made once."""
@@ -523,34 +564,40 @@ class Resolved:
             self._pieces = pieces
         return self._pieces
 
-    def fields(self, cols: dict) -> list:
+    def fields(self, cols: Columns) -> list[FieldSpec]:
         """numpy fields of the loaded columns ``cols``, with their titles (as stored)."""
         dtypes = [g.dtype for s in self.sources[:1] for _dt, g in s.groups]
         if self.dtype is not None:
             dtypes.append(self.dtype)
-        out = []
+        out: list[FieldSpec] = []
         for n, (_dt, sub) in cols.items():
             title = next(
-                (d.fields[n][2] for d in dtypes if n in d.names and len(d.fields[n]) > 2), None
+                (
+                    t
+                    for d in dtypes
+                    if n in (d.names or ()) and (t := field_title(d, n)) is not None
+                ),
+                None,
             )
             out.append(((title, n) if title else n, sub))
         return out
 
-    def columns(self, columns=None) -> dict[str, tuple[str, np.dtype]]:
+    def columns(self, columns: Sequence[str] | None = None) -> Columns:
         if self.sources:
             return column_dtypes(self.sources, columns)
         dtype = self.dtype if self.dtype is not None else np.dtype([("time", np.int64)])
+        specs = field_specs(dtype)
         return {
-            n: (self.targets[0], dtype.fields[n][0])
-            for n in dtype.names
+            n: (self.targets[0], specs[n][0])
+            for n in dtype.names or ()
             if columns is None or n in columns
         }
 
 
-def variable_attrs(dtype: np.dtype, name: str) -> dict:
+def variable_attrs(dtype: np.dtype, name: str) -> dict[str, str]:
     """xarray attributes of field ``name``: its title as ``long_name``, and ``units``
     where the title ends with them in brackets ("Start time since unix epoch [ns]")."""
-    title = dtype.fields[name][2] if len(dtype.fields[name]) > 2 else None
+    title = field_title(dtype, name)
     if not title:
         return {}
     attrs = {"long_name": str(title)}
@@ -561,7 +608,7 @@ def variable_attrs(dtype: np.dtype, name: str) -> dict:
 
 
 @contextlib.contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: opening thousands of subruns creates hundreds
     of thousands of long-lived objects (metadata, pieces, graph keys), and the full
     collections they trigger cost more than the work itself (measured 1.5 s against
@@ -575,14 +622,24 @@ def gc_paused():
             gc.enable()
 
 
-def dataset(res: Resolved, columns=None, run_id=None, chunks="auto"):
+def dataset(
+    res: Resolved,
+    columns: Sequence[str] | None = None,
+    run_id: str | Sequence[str] | None = None,
+    chunks: ChunksArg = "auto",
+) -> xr.Dataset:
     """The lazy ``xarray.Dataset`` of a load: blocks sized by bytes (see
     :func:`rows_per_block`), a ``subrun`` coordinate known from metadata."""
     with gc_paused():
         return _dataset(res, columns, run_id, chunks)
 
 
-def _dataset(res: Resolved, columns=None, run_id=None, chunks="auto"):
+def _dataset(
+    res: Resolved,
+    columns: Sequence[str] | None = None,
+    run_id: str | Sequence[str] | None = None,
+    chunks: ChunksArg = "auto",
+) -> xr.Dataset:
     import xarray as xr
 
     kind = res.data_kind
@@ -592,11 +649,13 @@ def _dataset(res: Resolved, columns=None, run_id=None, chunks="auto"):
     pieces = res.pieces()
     arrays = dask_columns(pieces, cols, max_rows)
     titled = {dt: g.dtype for s in res.sources[:1] for dt, g in s.groups}
-    data_vars = {}
+    data_vars: dict[str, xr.Variable] = {}
     for name, (dt, sub) in cols.items():
         dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
         full = titled.get(dt, res.dtype)
-        attrs = variable_attrs(full, name) if full is not None and name in full.names else {}
+        attrs = (
+            variable_attrs(full, name) if full is not None and name in (full.names or ()) else {}
+        )
         data_vars[name] = xr.Variable(dims, arrays[name], attrs=attrs)
     return labelled(
         data_vars,
@@ -606,7 +665,12 @@ def _dataset(res: Resolved, columns=None, run_id=None, chunks="auto"):
     )
 
 
-def labelled(data_vars: dict, codes: np.ndarray, subruns: list, attrs: dict):
+def labelled(
+    data_vars: Mapping[str, xr.Variable],
+    codes: np.ndarray,
+    subruns: Sequence[str],
+    attrs: dict[str, Any],
+) -> xr.Dataset:
     """A Dataset of ``data_vars`` with the ``subrun`` coordinate ``codes`` (in memory:
     known from metadata) and an index on it, so that ``ds.groupby("subrun")`` groups
     lazily and ``ds.sel(subrun=k)`` picks subrun ``k``'s rows, int64 times exact."""
@@ -625,7 +689,13 @@ def labelled(data_vars: dict, codes: np.ndarray, subruns: list, attrs: dict):
     return ds.set_xindex("subrun")
 
 
-def array(scheduler, res: Resolved, columns, labels: bool, progress: bool) -> np.ndarray:
+def array(
+    scheduler: Scheduler,
+    res: Resolved,
+    columns: Sequence[str] | None,
+    labels: bool,
+    progress: bool,
+) -> np.ndarray:
     """The numpy result of a load: allocated once, filled by the scheduler's tasks."""
     cols = res.columns(columns)
     fields = res.fields(cols)
@@ -644,7 +714,9 @@ def array(scheduler, res: Resolved, columns, labels: bool, progress: bool) -> np
     )
 
 
-def iter_chunks(scheduler, res: Resolved, columns=None):
+def iter_chunks(
+    scheduler: Scheduler, res: Resolved, columns: Sequence[str] | None = None
+) -> Iterator[Chunk]:
     """One :class:`~dastrax.Chunk` per piece, in order, a window of them at a time."""
     import dask
 
@@ -658,6 +730,7 @@ def iter_chunks(scheduler, res: Resolved, columns=None):
     pieces = res.pieces()
     specs = block_specs(pieces, block_bounds(pieces, None))  # one per piece
     tasks = [dask.delayed(read_task, pure=False)(spec, cols, dtype, False) for spec in specs]
+    subruns: Subruns | None
     for p, data in zip(pieces, scheduler.iter_ordered(tasks)):
         if p.source.stored:  # the stored chunk's subruns, cut like the chunk itself
             subruns, run_id = _cut_subruns(p.subruns, p.start, p.end), p.source.run_id
@@ -669,7 +742,7 @@ def iter_chunks(scheduler, res: Resolved, columns=None):
         yield Chunk(data, p.start, p.end, run_id, data_type, subruns)
 
 
-def _cut_subruns(subruns: dict | None, start: int, end: int) -> dict | None:
+def _cut_subruns(subruns: Subruns | None, start: int, end: int) -> Subruns | None:
     """``subruns`` of a stored chunk restricted to ``[start, end)`` (a time range's cut)."""
     if subruns is None:
         return None

@@ -6,12 +6,16 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dastrax.errors import InvalidRequest, InvalidRunName
+
+if TYPE_CHECKING:
+    from dastrax.core.rowfilter import Selection
 
 __all__ = [
     "ALIASES",
@@ -19,6 +23,7 @@ __all__ = [
     "accepts_aliases",
     "first_arguments",
     "load_request",
+    "run_id_of",
     "run_ids_of",
 ]
 
@@ -51,7 +56,7 @@ class LoadRequest:
 
     columns: list[str] | None = None
     time_range: tuple[int, int] | None = None
-    selection: object = None
+    selection: str | Sequence[str] | Selection | None = None
     check_lineage: bool = True
     progress: bool | None = None
     version: int | None = None
@@ -61,7 +66,9 @@ class LoadRequest:
 
 
 def load_request(
-    run_ids, kwargs: dict, run_start: Callable[[str], int] | None = None
+    run_ids: str | Sequence[str],
+    kwargs: dict[str, Any],
+    run_start: Callable[[str], int] | None = None,
 ) -> LoadRequest:
     """Normalise the keyword arguments of ``get_array`` & co.
 
@@ -70,7 +77,7 @@ def load_request(
     names (``keep_columns``, ``selection_str``, ``progress_bar``) are accepted; an unknown
     keyword is refused naming the dastrax spelling closest to it.
     """
-    given = {}
+    given: dict[str, Any] = {}
     for k, v in kwargs.items():
         name = ALIASES.get(k, k)
         if name not in KNOWN:
@@ -110,7 +117,7 @@ def load_request(
     return req
 
 
-def _decoded(run_id):
+def _decoded(run_id: str | bytes) -> str:
     """A ``bytes`` run id as text (as strax does); anything else unchanged."""
     if not isinstance(run_id, bytes):
         return run_id
@@ -122,7 +129,15 @@ def _decoded(run_id):
         ) from None
 
 
-def run_ids_of(run_id_or_ids):
+def run_id_of(run_id: str | bytes) -> str:
+    """One run id as a string: ``bytes`` decoded (as strax does); anything else unchanged
+    (refused where it is validated)."""
+    return _decoded(run_id)
+
+
+def run_ids_of(
+    run_id_or_ids: str | bytes | Sequence[str] | np.ndarray,
+) -> str | Sequence[str]:
     """Run ids as strings: ``bytes`` decoded (as strax does), in lists too."""
     if isinstance(run_id_or_ids, bytes):
         return _decoded(run_id_or_ids)
@@ -133,7 +148,11 @@ def run_ids_of(run_id_or_ids):
     return run_id_or_ids
 
 
-def first_arguments(run_id_or_ids, targets, kwargs: dict):
+def first_arguments(
+    run_id_or_ids: str | bytes | Sequence[str] | np.ndarray | None,
+    targets: str | Sequence[str] | None,
+    kwargs: dict[str, Any],
+) -> tuple[str | Sequence[str], str | Sequence[str]]:
     """``(run ids, targets)`` of a load or make, given positionally or in strax's keyword
     spelling ``run_id=..., targets=...`` (``run_id`` taken out of ``kwargs``)."""
     if "run_id" in kwargs:
@@ -150,7 +169,7 @@ def first_arguments(run_id_or_ids, targets, kwargs: dict):
     return run_ids_of(run_id_or_ids), targets
 
 
-def _columns(columns):
+def _columns(columns: object) -> list[str] | None:
     if columns is None:
         return None
     if isinstance(columns, str):
@@ -160,7 +179,7 @@ def _columns(columns):
     return list(columns)
 
 
-def _within(row) -> tuple[int, int]:
+def _within(row: Any) -> tuple[int, int]:
     try:
         names = row.dtype.names if hasattr(row, "dtype") else tuple(row.keys())
         time = np.asarray(row["time"]).min()
@@ -177,7 +196,7 @@ def _within(row) -> tuple[int, int]:
     return int(time), int(end)
 
 
-def accepts_aliases(func: Callable) -> Callable:
+def accepts_aliases[**P, R](func: Callable[P, R]) -> Callable[P, R]:
     """Let ``func`` (a method with explicit keyword arguments) take strax's spellings of
     them (:data:`ALIASES`: ``keep_columns`` for ``columns`` & co.) — the one mechanism
     for every call that has them, so ``help()``, ``inspect.signature`` and IDEs show the
@@ -200,7 +219,7 @@ def accepts_aliases(func: Callable) -> Callable:
     aliases = {a: n for a, n in ALIASES.items() if n in names}
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         for alias in [k for k in kwargs if k not in names]:
             if alias in aliases:
                 name = aliases[alias]

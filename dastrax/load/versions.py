@@ -4,18 +4,22 @@ version; a load can pin one (``version=N`` or the run id ``"name@N"``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from dastrax.core.names import validate_superrun_name
 from dastrax.errors import InvalidRequest, advice
 from dastrax.load.resolver import Resolver
 from dastrax.runs.catalog import Catalog
-from dastrax.storage import StorageFrontend, StorageList, SupportsVersions
+from dastrax.storage import StorageList, SupportsVersions
 
 __all__ = ["pinned", "split_version", "superrun_versions"]
 
 
-def split_version(run_id, version=None) -> tuple[object, int | None]:
+def split_version(
+    run_id: str | Sequence[str], version: int | None = None
+) -> tuple[str | Sequence[str], int | None]:
     """``("name", N)`` from ``"name@N"`` (or ``version=N``); other run ids unchanged."""
     if isinstance(run_id, str) and "@" in run_id:
         name, _, number = run_id.rpartition("@")
@@ -37,7 +41,7 @@ def split_version(run_id, version=None) -> tuple[object, int | None]:
     return run_id, version
 
 
-def _versioned(storage: StorageList, name: str) -> StorageFrontend:
+def _versioned(storage: StorageList, name: str) -> SupportsVersions:
     """The frontend holding superrun ``name``'s document, which must keep versions."""
     _doc, frontend = storage.run_metadata(name)
     if not isinstance(frontend, SupportsVersions):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from dask.delayed import Delayed
@@ -19,13 +20,14 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.task_spec import DataNode, Task, TaskRef
 
 from dastrax.core.chunks import endtime, merge_columns
-from dastrax.core.lineage import canonical
+from dastrax.core.lineage import DataKey, canonical
 from dastrax.core.plugin import Plugin, chunk_rows
 from dastrax.core.plugins import PluginRegistry
 from dastrax.core.scheduling import Scheduler
 from dastrax.core.wholerun import apply_summaries, summary_graph
 from dastrax.errors import DastraxError, PluginError
-from dastrax.storage import StorageList, StoredGroup
+from dastrax.storage import StorageFrontend, StorageList, StoredGroup
+from dastrax.storage.abc import GroupWriter, PendingCommit
 
 __all__ = ["RunWork", "make_runs", "plan_run"]
 
@@ -37,7 +39,7 @@ class RunWork:
     run_id: str
     compute: list[str]  # data types to compute, dependencies first
     plugins: dict[str, Plugin]
-    keys: dict
+    keys: dict[str, DataKey]
     inputs: dict[str, StoredGroup] = field(default_factory=dict)  # stored dependencies
     intervals: list[tuple[int, int]] = field(default_factory=list)
 
@@ -48,7 +50,7 @@ def plan_run(
     """What is missing of ``targets`` for regular run ``run_id``, and how to make it."""
     compute: list[str] = []
     stored: dict[str, StoredGroup] = {}
-    keys = {}
+    keys: dict[str, DataKey] = {}
 
     def need(dt: str) -> None:
         if dt in compute or dt in stored:
@@ -92,14 +94,14 @@ def _intervals(work: RunWork) -> list[tuple[int, int]]:
             f"{work.run_id!r}: {e!r}"
         ) from e
     prev_end = None
-    for s, e in intervals:
-        if e < s or (prev_end is not None and s < prev_end):
+    for start, end in intervals:
+        if end < start or (prev_end is not None and start < prev_end):
             raise PluginError(
                 f"plugin {type(source).__name__} gave chunk intervals for run {work.run_id!r} "
-                f"that overlap or run backwards at [{s}, {e}): chunks must tile the run in "
-                "time order"
+                f"that overlap or run backwards at [{start}, {end}): chunks must tile the run "
+                "in time order"
             )
-        prev_end = e
+        prev_end = end
     return intervals
 
 
@@ -136,8 +138,9 @@ def compute_chunk(
 
 
 def _kind_of(work: RunWork, dt: str) -> str:
-    if dt in work.plugins:
-        return work.plugins[dt].data_kind
+    kind = work.plugins[dt].data_kind if dt in work.plugins else None
+    if isinstance(kind, str):  # (the registry sets each instance's kind, a str)
+        return kind
     return work.inputs[dt].meta["data_kind"]
 
 
@@ -160,15 +163,22 @@ def _validate(out, plugin: Plugin, where: str, start: int, end: int) -> None:
             )
 
 
-def _append(state, results, dt, start, end, run_id):
+def _append(
+    state: GroupWriter,
+    results: dict[str, np.ndarray],
+    dt: str,
+    start: int,
+    end: int,
+    run_id: str,
+) -> GroupWriter:
     return state.append(results[dt], start, end, run_id=run_id)
 
 
-def _prepare(state, meta):
+def _prepare(state: GroupWriter, meta: dict[str, Any]) -> PendingCommit:
     return state.prepare(meta)
 
 
-def _commit_batch(frontend, *prepared):
+def _commit_batch(frontend: StorageFrontend, *prepared: PendingCommit) -> list[dict[str, Any]]:
     return frontend.commit_all(list(prepared))
 
 
@@ -222,7 +232,12 @@ def make_runs(
     return [f"{m['run_id']}-{m['data_type']}-{m['lineage_hash']}" for m in metas]
 
 
-def _make_graph(works: list[RunWork], appenders: list, chunk_target_size_mb: float, frontend):
+def _make_graph(
+    works: list[RunWork],
+    appenders: list[GroupWriter],
+    chunk_target_size_mb: float,
+    frontend: StorageFrontend,
+) -> Delayed:
     """The graph of a ``make``, as one delayed list of the committed metadata documents.
 
     Built as one layer of tasks (not a delayed call per task: dask would traverse each
@@ -247,8 +262,9 @@ def _make_graph(works: list[RunWork], appenders: list, chunk_target_size_mb: flo
             dsk[key] = Task(key, compute_chunk, TaskRef(work_key), i, s, e, summaries)
             chunk_keys.append(key)
         for d, dt in enumerate(work.compute):
-            key = work.keys[dt]
-            state = next(groups)
+            data_key = work.keys[dt]
+            # the writer, then the task whose result is the writer's next state
+            state: GroupWriter | TaskRef = next(groups)
             for i, ((s, e), chunk) in enumerate(zip(work.intervals, chunk_keys)):
                 app_key = (names["append"], j, d, i)
                 dsk[app_key] = Task(app_key, _append, state, TaskRef(chunk), dt, s, e, work.run_id)
@@ -257,8 +273,8 @@ def _make_graph(works: list[RunWork], appenders: list, chunk_target_size_mb: flo
                 "run_id": work.run_id,
                 "data_type": dt,
                 "data_kind": work.plugins[dt].data_kind,
-                "lineage": canonical(key.lineage),
-                "lineage_hash": key.lineage_hash,
+                "lineage": canonical(data_key.lineage),
+                "lineage_hash": data_key.lineage_hash,
                 "chunk_target_size_mb": chunk_target_size_mb,
             }
             commit_key = (names["commit"], j, d)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -77,9 +79,9 @@ class ImportReport:
 def import_strax(
     source: StraxDirectory,
     dest: StorageFrontend,
-    runs=None,
+    runs: str | Sequence[str] | None = None,
     progress: bool = False,
-    compressor=None,
+    compressor: dict[str, Any] | None = None,
 ) -> ImportReport:
     """Convert strax's stored data and run documents into dastrax storage.
 
@@ -156,7 +158,9 @@ def import_strax(
     return report
 
 
-def _record(report: ImportReport, result: tuple, i: int, total: int, progress: bool) -> None:
+def _record(
+    report: ImportReport, result: tuple[str, ImportItem], i: int, total: int, progress: bool
+) -> None:
     status, item = result
     getattr(report, status).append(item)
     if progress:
@@ -164,7 +168,9 @@ def _record(report: ImportReport, result: tuple, i: int, total: int, progress: b
         print(f"[{i + 1}/{total}] {status} {item.kind} {item.name}{note}", file=sys.stderr)
 
 
-def _import_document(source: StraxDirectory, dest: StorageFrontend, run_id: str) -> tuple:
+def _import_document(
+    source: StraxDirectory, dest: StorageFrontend, run_id: str
+) -> tuple[str, ImportItem]:
     item = "run document"
     try:
         doc = source.run_metadata(run_id)
@@ -189,11 +195,13 @@ def _import_document(source: StraxDirectory, dest: StorageFrontend, run_id: str)
     return "converted", ImportItem(item, run_id)
 
 
-def _same(a, b) -> bool:
+def _same(a: object, b: object) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def _import_group(source: StraxDirectory, dest: StorageFrontend, key: str, compressor) -> tuple:
+def _import_group(
+    source: StraxDirectory, dest: StorageFrontend, key: str, compressor: dict[str, Any] | None
+) -> tuple[str, ImportItem]:
     try:
         group = source.find(key)
         if group is None:
@@ -219,7 +227,7 @@ def _import_group(source: StraxDirectory, dest: StorageFrontend, key: str, compr
     return "converted", ImportItem("data", key)
 
 
-def _copy(group: StoredGroup, dest: StorageFrontend, compressor) -> None:
+def _copy(group: StoredGroup, dest: StorageFrontend, compressor: dict[str, Any] | None) -> None:
     """Write ``group`` into ``dest`` and commit it.
 
     Runs are appended chunk by chunk (the writer builds the chunk table); superruns are
@@ -265,7 +273,7 @@ def _copy(group: StoredGroup, dest: StorageFrontend, compressor) -> None:
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
                 rows = group.read_rows(lo, hi)
-                for name in dtype.names:
+                for name in dtype.names or ():
                     writer.array(name)[lo:hi] = rows[name]
                 writer.array("subrun")[lo:hi] = group.read("subrun", lo, hi)
             writer = writer.with_rows(n)

@@ -23,7 +23,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.
 class PluginRegistry:
     """Plugins by the data type they provide, plus the plugin config (option values)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.plugins: dict[str, type[Plugin]] = {}
         self.config: dict[str, Any] = {}
         self.use_per_run_defaults = False

@@ -181,7 +181,7 @@ class Scheduler:
         return None, "threads"
 
     @property
-    def client(self):
+    def client(self) -> distributed.Client | None:
         """The distributed client in use: the given or started one, or (``"auto"``) an active
         default one; None on a local scheduler."""
         return self._resolve()[0]

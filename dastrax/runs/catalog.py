@@ -7,6 +7,7 @@ import contextlib
 import os
 import threading
 import warnings
+from typing import Any
 
 import pandas as pd
 
@@ -201,7 +202,7 @@ class Catalog:
         from_run: str | None = None,
         overwrite: bool = False,
         keep_stored: bool = False,
-    ):
+    ) -> dict[str, Any]:
         """Define superrun ``name`` (see :meth:`dastrax.Context.define_run`); with
         ``keep_stored``, a redefinition keeps the stored data of the old one."""
         validate_superrun_name(name)

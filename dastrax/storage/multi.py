@@ -4,6 +4,7 @@ the first writable one."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from dastrax.errors import DataNotAvailable, InvalidRequest, RunMetadataNotAvailable, advice
 from dastrax.storage.abc import StorageFrontend, StoredGroup
@@ -12,22 +13,29 @@ from dastrax.storage.registry import frontend_for
 __all__ = ["StorageList"]
 
 
+#: where data is stored: a path, an fsspec URL or a frontend
+Location = str | os.PathLike[str] | StorageFrontend
+
+
 class StorageList:
     """Frontends in search order (paths and URLs become frontends by their scheme)."""
 
-    def __init__(self, frontends=None):
+    def __init__(self, frontends: Location | Sequence[Location] | None = None) -> None:
         if frontends is None:
-            frontends = []
-        if not isinstance(frontends, (list, tuple)):
-            frontends = [frontends]
-        self.frontends: list[StorageFrontend] = [
-            frontend_for(f) if isinstance(f, (str, os.PathLike)) else f for f in frontends
-        ]
-        for f in self.frontends:
+            items: list[object] = []
+        elif isinstance(frontends, (list, tuple)):
+            items = list(frontends)
+        else:
+            items = [frontends]
+        self.frontends: list[StorageFrontend] = []
+        for f in items:
+            if isinstance(f, (str, os.PathLike)):
+                f = frontend_for(f)
             if not isinstance(f, StorageFrontend):
                 raise InvalidRequest(
                     f"storage must be paths, URLs or StorageFrontend objects: got {f!r}"
                 )
+            self.frontends.append(f)
         self._readable = False  # whether check_readable found the locations
 
     def __iter__(self):

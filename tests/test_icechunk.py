@@ -415,3 +415,71 @@ def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, t
         want = fresh.get_array(runs, "peaks")
         np.testing.assert_array_equal(got["time"], want["time"])
         assert fresh.get_metadata(f"_sr{i}", "peaks")["subruns"] == runs
+
+
+def test_tag_pins_a_version(repo):
+    repo.write_run_metadata("_sr", {"start": 0})
+    write_group(repo, key="_sr-peaks-v1", run_id="_sr")
+    repo.write_run_metadata("_sr", {"start": 1})
+    repo.tag("_sr", 1, "paper")
+    pinned = repo._repo().lookup_tag("paper")
+    assert pinned == repo.at_version("_sr", 1).snapshot_id
+    assert IcechunkRepository(
+        repo.url, storage_options=repo.storage_options or None, snapshot_id=pinned
+    ).run_metadata("_sr") == {"start": 0}
+    with pytest.raises(InvalidRequest, match="cannot tag _sr@2 as 'paper'"):
+        repo.tag("_sr", 2, "paper")  # the name is taken
+    with pytest.raises(InvalidRequest, match="versions: 1..2"):
+        repo.tag("_sr", 3, "later")
+    with pytest.raises(InvalidRequest, match="read-only"):
+        repo.at_version("_sr", 2).tag("_sr", 2, "other")
+
+
+def test_a_zero_dimensional_attachment_round_trips(repo):
+    repo.write_run_metadata("_sr", {"start": 0})
+    repo.write_run_attachment("_sr", "livetime", np.asarray(2.5))
+    value = repo.run_attachment("_sr", "livetime")
+    assert isinstance(value, np.ndarray) and value.shape == () and value == 2.5
+
+
+def test_a_run_document_that_is_not_an_object_is_corrupt_data(tmp_path):
+    import zarr
+
+    repo = IcechunkRepository(str(tmp_path / "repo.icechunk"))
+    repo.write_run_metadata("_sr", {"start": 0})
+    session = repo._repo().writable_session("main")
+    zarr.open_group(session.store, path="runs/_sr", mode="a").attrs["run"] = [1, 2]
+    session.commit("damage")
+    with pytest.raises(CorruptData, match="run document runs/_sr in .* is not a JSON object"):
+        repo.run_metadata("_sr")
+
+
+def test_importing_sets_no_warning_or_log_filter_and_opening_restores_the_log_filter(tmp_path):
+    """Importing dastrax leaves the warning filters and icechunk's log filter alone;
+    opening a repository quiets icechunk's warning about local disks, for the open only."""
+    code = (
+        "import sys, warnings\n"
+        "before = list(warnings.filters)\n"
+        "import dastrax, dastrax.storage, dastrax.storage.icechunk, icechunk\n"
+        "assert not [f for f in warnings.filters if f not in before and f[1] is not None\n"
+        "            and 'onsolidated' in f[1].pattern], warnings.filters\n"
+        "def mark(s): print(s, file=sys.stderr, flush=True)\n"
+        "mark('IMPORTED'); icechunk.local_filesystem_storage(sys.argv[1] + '/a')\n"
+        "mark('OPENING'); repo = dastrax.IcechunkRepository(sys.argv[1] + '/b')\n"
+        "repo.write_run_metadata('0', {})\n"
+        "mark('OPENED'); icechunk.local_filesystem_storage(sys.argv[1] + '/c')\n"
+        "mark('END')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    err = out.stderr
+    marks = [err.index(m) for m in ("IMPORTED", "OPENING", "OPENED", "END")]
+    assert marks == sorted(marks)
+    # icechunk's own warning, before dastrax opens a repository and after: shown
+    assert "not safe for concurrent commits" in err[marks[0] : marks[1]]
+    assert "not safe for concurrent commits" in err[marks[2] : marks[3]]
+    # while it opens one: quiet
+    assert "WARN" not in err[marks[1] : marks[2]]

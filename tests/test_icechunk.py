@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from dastrax.errors import (
+    CorruptData,
+    DataNotAvailable,
+    InvalidRequest,
+    RunMetadataNotAvailable,
+    WriteAborted,
+)
 from dastrax.storage import IcechunkRepository
 
 DTYPE = np.dtype(
@@ -483,3 +489,59 @@ def test_importing_sets_no_warning_or_log_filter_and_opening_restores_the_log_fi
     assert "not safe for concurrent commits" in err[marks[2] : marks[3]]
     # while it opens one: quiet
     assert "WARN" not in err[marks[1] : marks[2]]
+
+
+def test_a_write_after_its_abort_raises_write_aborted(repo):
+    writer = repo.writer(KEY, DTYPE, data_kind="peaks").append(rows(5), 0, 10)
+    positional = repo.writer("0-records-abc123", DTYPE).create_arrays(4, 8)
+    positional.array("time")[0:4] = np.arange(4)
+    for w in (writer, positional):
+        w.abort()
+        w.abort()  # twice: nothing more
+    with pytest.raises(WriteAborted, match=f"{KEY} into .* was aborted"):
+        writer.append(rows(5, 100), 10, 20)
+    with pytest.raises(WriteAborted, match=f"{KEY} into .* was aborted"):
+        writer.commit({"run_id": "0", "data_type": "peaks", "data_kind": "peaks"})
+    with pytest.raises(WriteAborted, match="0-records-abc123 into .* was aborted"):
+        positional.array("time")[4:8] = np.arange(4)
+    with pytest.raises(WriteAborted):  # one writer of a batch aborted: nothing committed
+        repo.commit_all([repo.writer("0-a-abc", DTYPE).prepare({}), writer.prepare({})])
+    assert repo.keys() == []
+    # a pickled copy (a task's state) is the same writer
+    with pytest.raises(WriteAborted):
+        pickle.loads(pickle.dumps(writer)).commit({})
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_writing_and_reading_logs_nothing(where, tmp_path, s3_server, s3_bucket):
+    """icechunk's log filter is quiet only while a repository is opened: nothing else of
+    a write and a read (forks pickled between appends, a commit, run documents and their
+    versions, a delete) makes icechunk log at its default level."""
+    url, options = str(tmp_path / "repo.icechunk"), {}
+    if where == "s3":
+        url, options = f"{s3_bucket}/quiet", s3_server.storage_options
+    code = (
+        "import json, pickle, sys\n"
+        "import numpy as np\n"
+        "from dastrax.storage import IcechunkRepository\n"
+        "r = IcechunkRepository(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None)\n"
+        "dt = np.dtype([('time', 'i8'), ('length', 'i4'), ('dt', 'i2')])\n"
+        "w = r.writer('0-p-abc', dt)\n"
+        "for i in range(3):\n"
+        "    d = np.zeros(10**5, dt); d['time'] = 10**6 * i + np.arange(10**5)\n"
+        "    w = pickle.loads(pickle.dumps(w.append(d, 10**6 * i, 10**6 * (i + 1))))\n"
+        "w.commit({'run_id': '0', 'data_type': 'p', 'data_kind': 'p'})\n"
+        "r.write_run_metadata('_sr', {'a': 1}); r.write_run_metadata('_sr', {'a': 2})\n"
+        "assert r.at_version('_sr', 1).run_metadata('_sr') == {'a': 1}\n"
+        "assert r.find('0-p-abc').read('time', 0, 3 * 10**5)[-1] == 2 * 10**6 + 10**5 - 1\n"
+        "r.delete('0-p-abc'); assert r.keys() == []\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, json.dumps(options)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "WARN" not in out.stderr and "ERROR" not in out.stderr, out.stderr

@@ -25,7 +25,7 @@ import numpy as np
 import zarr
 
 from dastrax.core.chunks import chunk_entry
-from dastrax.errors import DastraxError
+from dastrax.errors import DastraxError, WriteAborted
 from dastrax.storage.abc import GroupWriter
 from dastrax.storage.codecs import dtype_from_json, make_codecs
 from dastrax.storage.grid import buffer_rows, position_chunk_rows
@@ -36,6 +36,10 @@ from dastrax.storage.icechunk.location import Location
 #: writer id -> this process's live ForkSession (writes by position)
 _LIVE: dict[str, icechunk.ForkSession] = {}
 _LIVE_LOCK = threading.Lock()
+#: ids of the writers aborted in this process (as an ordered set: the oldest forgotten
+#: beyond :data:`ABORTED_KEPT`)
+_ABORTED: dict[str, None] = {}
+ABORTED_KEPT = 65536
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,14 @@ class IcechunkWriter(GroupWriter):
     @property
     def np_dtype(self) -> np.dtype:
         return dtype_from_json(self.dtype)
+
+    def check_not_aborted(self) -> None:
+        """Raise :class:`~dastrax.errors.WriteAborted` if this writer was aborted in this
+        process (another process's abort is not seen: its commit would not know of it)."""
+        if self.writer_id in _ABORTED:
+            raise WriteAborted(
+                f"writing {self.key} into {self.location.url} was aborted; nothing of it is stored"
+            )
 
     @property
     def _names(self) -> tuple[str, ...]:
@@ -124,6 +136,7 @@ class IcechunkWriter(GroupWriter):
 
         Idempotent. Writes by position then go through :meth:`array` in this process.
         """
+        self.check_not_aborted()
         if self.created:
             return self
         dt = self.np_dtype
@@ -161,7 +174,14 @@ class IcechunkWriter(GroupWriter):
         subruns: dict[str, Any] | None = None,
         run_id: str | None = None,
     ) -> IcechunkWriter:
-        """Add one logical chunk ``[start, end)`` holding ``data``; the new state."""
+        """Add one logical chunk ``[start, end)`` holding ``data``; the new state.
+
+        Raises
+        ------
+        WriteAborted
+            If this writer was aborted (in this process).
+        """
+        self.check_not_aborted()
         written = self.written
         session = None
         chunk_rows, whole, tail = buffer_rows(self.tail, data, self.chunk_rows)
@@ -200,6 +220,8 @@ class IcechunkWriter(GroupWriter):
         WriteConflict
             If the commit could not be rebased over others' commits after
             :data:`~dastrax.storage.icechunk.commit.COMMIT_TRIES` tries.
+        WriteAborted
+            If this writer was aborted (in this process).
         """
         return commit_together([(self, meta)])[0]
 
@@ -210,9 +232,10 @@ class IcechunkWriter(GroupWriter):
         metadata written into this writer's fork. Returns ``(the pickled fork, the full
         metadata)`` — or, if another writer committed the key first (and this is no
         overwrite), their metadata."""
+        self.check_not_aborted()
         existing = None if self.overwrite else find_meta(repo, self.branch, self.key)
         if existing is not None:
-            self.abort()
+            self._forget()
             return existing
         session = self._session()
         state = self
@@ -244,15 +267,23 @@ class IcechunkWriter(GroupWriter):
         group = zarr.open_group(session.store, path=state.key, mode="a", use_consolidated=False)
         group.attrs["dastrax"] = full
         fork = pickle.dumps(session)
+        self._forget()
+        return fork, full
+
+    def _forget(self) -> None:
+        """Drop this process's live fork of the writer (writes by position)."""
         with _LIVE_LOCK:
             _LIVE.pop(self.writer_id, None)
-        return fork, full
 
     def abort(self) -> None:
         """Forget what this writer wrote: it was never committed, so nothing of it is
-        visible (its chunk objects are left to icechunk's garbage collection)."""
+        visible (its chunk objects are left to icechunk's garbage collection). Its later
+        appends and commits in this process raise :class:`~dastrax.errors.WriteAborted`."""
         with _LIVE_LOCK:
             _LIVE.pop(self.writer_id, None)
+            _ABORTED[self.writer_id] = None
+            while len(_ABORTED) > ABORTED_KEPT:
+                del _ABORTED[next(iter(_ABORTED))]
 
 
 class PositionTarget:
@@ -263,6 +294,7 @@ class PositionTarget:
         self.name = name
 
     def _array(self) -> zarr.Array:
+        self.writer.check_not_aborted()
         live = _LIVE.get(self.writer.writer_id)
         if live is None:
             raise DastraxError(

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
+from dastrax.errors import (
+    CorruptData,
+    DataNotAvailable,
+    InvalidRequest,
+    RunMetadataNotAvailable,
+    WriteAborted,
+)
 from dastrax.storage import IcechunkRepository
 
 DTYPE = np.dtype(
@@ -416,3 +422,127 @@ def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, t
         want = fresh.get_array(runs, "peaks")
         np.testing.assert_array_equal(got["time"], want["time"])
         assert fresh.get_metadata(f"_sr{i}", "peaks")["subruns"] == runs
+
+
+def test_tag_pins_a_version(repo):
+    repo.write_run_metadata("_sr", {"start": 0})
+    write_group(repo, key="_sr-peaks-v1", run_id="_sr")
+    repo.write_run_metadata("_sr", {"start": 1})
+    repo.tag("_sr", 1, "paper")
+    pinned = repo._repo().lookup_tag("paper")
+    assert pinned == repo.at_version("_sr", 1).snapshot_id
+    assert IcechunkRepository(
+        repo.url, storage_options=repo.storage_options or None, snapshot_id=pinned
+    ).run_metadata("_sr") == {"start": 0}
+    with pytest.raises(InvalidRequest, match="cannot tag _sr@2 as 'paper'"):
+        repo.tag("_sr", 2, "paper")  # the name is taken
+    with pytest.raises(InvalidRequest, match="versions: 1..2"):
+        repo.tag("_sr", 3, "later")
+    with pytest.raises(InvalidRequest, match="read-only"):
+        repo.at_version("_sr", 2).tag("_sr", 2, "other")
+
+
+def test_a_zero_dimensional_attachment_round_trips(repo):
+    repo.write_run_metadata("_sr", {"start": 0})
+    repo.write_run_attachment("_sr", "livetime", np.asarray(2.5))
+    value = repo.run_attachment("_sr", "livetime")
+    assert isinstance(value, np.ndarray) and value.shape == () and value == 2.5
+
+
+def test_a_run_document_that_is_not_an_object_is_corrupt_data(tmp_path):
+    import zarr
+
+    repo = IcechunkRepository(str(tmp_path / "repo.icechunk"))
+    repo.write_run_metadata("_sr", {"start": 0})
+    session = repo._repo().writable_session("main")
+    zarr.open_group(session.store, path="runs/_sr", mode="a").attrs["run"] = [1, 2]
+    session.commit("damage")
+    with pytest.raises(CorruptData, match="run document runs/_sr in .* is not a JSON object"):
+        repo.run_metadata("_sr")
+
+
+def test_importing_sets_no_warning_or_log_filter_and_opening_restores_the_log_filter(tmp_path):
+    """Importing dastrax leaves the warning filters and icechunk's log filter alone;
+    opening a repository quiets icechunk's warning about local disks, for the open only."""
+    code = (
+        "import sys, warnings\n"
+        "before = list(warnings.filters)\n"
+        "import dastrax, dastrax.storage, dastrax.storage.icechunk, icechunk\n"
+        "assert not [f for f in warnings.filters if f not in before and f[1] is not None\n"
+        "            and 'onsolidated' in f[1].pattern], warnings.filters\n"
+        "def mark(s): print(s, file=sys.stderr, flush=True)\n"
+        "mark('IMPORTED'); icechunk.local_filesystem_storage(sys.argv[1] + '/a')\n"
+        "mark('OPENING'); repo = dastrax.IcechunkRepository(sys.argv[1] + '/b')\n"
+        "repo.write_run_metadata('0', {})\n"
+        "mark('OPENED'); icechunk.local_filesystem_storage(sys.argv[1] + '/c')\n"
+        "mark('END')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    err = out.stderr
+    marks = [err.index(m) for m in ("IMPORTED", "OPENING", "OPENED", "END")]
+    assert marks == sorted(marks)
+    # icechunk's own warning, before dastrax opens a repository and after: shown
+    assert "not safe for concurrent commits" in err[marks[0] : marks[1]]
+    assert "not safe for concurrent commits" in err[marks[2] : marks[3]]
+    # while it opens one: quiet
+    assert "WARN" not in err[marks[1] : marks[2]]
+
+
+def test_a_write_after_its_abort_raises_write_aborted(repo):
+    writer = repo.writer(KEY, DTYPE, data_kind="peaks").append(rows(5), 0, 10)
+    positional = repo.writer("0-records-abc123", DTYPE).create_arrays(4, 8)
+    positional.array("time")[0:4] = np.arange(4)
+    for w in (writer, positional):
+        w.abort()
+        w.abort()  # twice: nothing more
+    with pytest.raises(WriteAborted, match=f"{KEY} into .* was aborted"):
+        writer.append(rows(5, 100), 10, 20)
+    with pytest.raises(WriteAborted, match=f"{KEY} into .* was aborted"):
+        writer.commit({"run_id": "0", "data_type": "peaks", "data_kind": "peaks"})
+    with pytest.raises(WriteAborted, match="0-records-abc123 into .* was aborted"):
+        positional.array("time")[4:8] = np.arange(4)
+    with pytest.raises(WriteAborted):  # one writer of a batch aborted: nothing committed
+        repo.commit_all([repo.writer("0-a-abc", DTYPE).prepare({}), writer.prepare({})])
+    assert repo.keys() == []
+    # a pickled copy (a task's state) is the same writer
+    with pytest.raises(WriteAborted):
+        pickle.loads(pickle.dumps(writer)).commit({})
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_writing_and_reading_logs_nothing(where, tmp_path, s3_server, s3_bucket):
+    """icechunk's log filter is quiet only while a repository is opened: nothing else of
+    a write and a read (forks pickled between appends, a commit, run documents and their
+    versions, a delete) makes icechunk log at its default level."""
+    url, options = str(tmp_path / "repo.icechunk"), {}
+    if where == "s3":
+        url, options = f"{s3_bucket}/quiet", s3_server.storage_options
+    code = (
+        "import json, pickle, sys\n"
+        "import numpy as np\n"
+        "from dastrax.storage import IcechunkRepository\n"
+        "r = IcechunkRepository(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None)\n"
+        "dt = np.dtype([('time', 'i8'), ('length', 'i4'), ('dt', 'i2')])\n"
+        "w = r.writer('0-p-abc', dt)\n"
+        "for i in range(3):\n"
+        "    d = np.zeros(10**5, dt); d['time'] = 10**6 * i + np.arange(10**5)\n"
+        "    w = pickle.loads(pickle.dumps(w.append(d, 10**6 * i, 10**6 * (i + 1))))\n"
+        "w.commit({'run_id': '0', 'data_type': 'p', 'data_kind': 'p'})\n"
+        "r.write_run_metadata('_sr', {'a': 1}); r.write_run_metadata('_sr', {'a': 2})\n"
+        "assert r.at_version('_sr', 1).run_metadata('_sr') == {'a': 1}\n"
+        "assert r.find('0-p-abc').read('time', 0, 3 * 10**5)[-1] == 2 * 10**6 + 10**5 - 1\n"
+        "r.delete('0-p-abc'); assert r.keys() == []\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, json.dumps(options)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "WARN" not in out.stderr and "ERROR" not in out.stderr, out.stderr

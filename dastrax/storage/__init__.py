@@ -33,8 +33,6 @@ On-disk layout of a :class:`ZarrDirectory`::
 
 from __future__ import annotations
 
-import warnings
-
 from dastrax.storage.abc import (
     GroupWriter,
     StorageFrontend,
@@ -53,8 +51,6 @@ from dastrax.storage.grid import shared_chunk_rows, zarr_chunk_rows
 from dastrax.storage.multi import StorageList
 from dastrax.storage.registry import frontend_for
 from dastrax.storage.zarr.directory import DataDirectory, ZarrDirectory
-
-warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
 
 __all__ = [
     "DEFAULT_COMPRESSOR",

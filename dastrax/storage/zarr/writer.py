@@ -15,12 +15,12 @@ import zarr.api.asynchronous
 import zarr.errors
 from zarr.core.sync import sync
 
-from dastrax._version import __version__
 from dastrax.core.chunks import chunk_entry, field_dtype, field_names
 from dastrax.errors import DastraxError, WriteAborted
 from dastrax.storage.abc import GroupWriter, PendingCommit
 from dastrax.storage.codecs import dtype_from_json, make_codecs
 from dastrax.storage.grid import buffer_rows, position_chunk_rows
+from dastrax.storage.groupdoc import group_document
 from dastrax.storage.zarr import _fastwrite
 from dastrax.storage.zarr.layout import (
     COMMIT_FILE,
@@ -243,15 +243,14 @@ class ZarrGroupWriter(GroupWriter):
 
     def _full_meta(self, meta: dict) -> dict:
         """``meta`` completed with what the writer knows (dtype, codecs, rows, chunks)."""
-        return {
-            **meta,
-            "dtype": self.dtype,
-            "compressor": self.compressor,
-            "dastrax_version": __version__,
-            "n_rows": int(self.n),
-            "zarr_chunk_rows": int(self.chunk_rows),
-            "chunks": list(meta.get("chunks") or self.chunks),
-        }
+        return group_document(
+            meta,
+            dtype=self.dtype,
+            compressor=self.compressor,
+            n_rows=self.n,
+            zarr_chunk_rows=self.chunk_rows,
+            chunks=self.chunks,
+        )
 
     def _stage_whole(self, meta: dict) -> tuple[ZarrGroupWriter, dict, bool]:
         """Stage a group whose rows are all in memory (no array created yet): every

@@ -192,7 +192,7 @@ class Context:
     Examples
     --------
     >>> import tempfile, dastrax
-    >>> from dastrax.testing.plugins import Records, Peaks
+    >>> from dastrax.testutils import Records, Peaks
     >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
     ...                      progress=False)
     >>> len(st.get_array("0", "peaks"))
@@ -294,7 +294,7 @@ class Context:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import PeakClassification
+        >>> from dastrax.testutils import PeakClassification
         >>> st.register(PeakClassification)
         >>> "peak_classification" in st.search_field("type")["data_type"].tolist()
         True
@@ -604,7 +604,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make(["0", "1"], "peaks")
@@ -703,7 +703,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make(["0", "1"], "peaks")
@@ -762,7 +762,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> arr = st.get_array("0", "peaks", columns=["area"], time_range=(0, 5))
@@ -816,7 +816,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.get_df("0", "peaks", selection="channel < 3").shape
@@ -867,7 +867,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> [len(c.data) for c in st.get_iter("0", "peaks")][:3]
@@ -1278,7 +1278,7 @@ class Context:
         Examples
         --------
         >>> import tempfile, dastrax
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> st = dastrax.Context(storage=tempfile.mkdtemp(), register=[Records, Peaks],
         ...                      progress=False)
         >>> st.make("0", "peaks")

@@ -28,7 +28,7 @@ DEMO_TARGETS = ("peaks", "peak_classification")
 def demo(env, chunk_target_size_mb, progress):
     """Make demo runs, define the superrun _demo, open it lazily, persist it.
 
-    Makes peaks and peak_classification (the dummy plugins of dastrax.testing.plugins) for
+    Makes peaks and peak_classification (the dummy plugins of dastrax.testutils) for
     runs 0, 1 and 2, writes their run documents, defines the superrun _demo of all
     three, opens it lazily as an xarray.Dataset, persists it as a run of its own and
     checks that the stored superrun reads back the same rows as its subruns. Running it

@@ -255,7 +255,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Peaks
+        >>> from dastrax.testutils import Peaks
         >>> Peaks.outputs()
         ('peaks',)
         """
@@ -275,7 +275,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import PeakClassification
+        >>> from dastrax.testutils import PeakClassification
         >>> PeakClassification("0", {}).dtype_for("peak_classification").names
         ('time', 'length', 'dt', 'type')
         """
@@ -292,7 +292,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Peaks
+        >>> from dastrax.testutils import Peaks
         >>> sorted(Peaks.options())
         ['bonus_area', 'n_channels', 'waveform_length']
         """
@@ -320,7 +320,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import PeakClassification
+        >>> from dastrax.testutils import PeakClassification
         >>> PeakClassification.kind()
         'peaks'
         """
@@ -346,7 +346,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Peaks
+        >>> from dastrax.testutils import Peaks
         >>> Peaks.compute_takes()
         (True, False)
         """
@@ -385,7 +385,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Peaks
+        >>> from dastrax.testutils import Peaks
         >>> peaks = Peaks("0", {"n_channels": 3, "waveform_length": 2, "bonus_area": 0})
         >>> peaks.dtype["area_per_channel"]
         dtype(('<f4', (3,)))
@@ -414,7 +414,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Records
+        >>> from dastrax.testutils import Records
         >>> Records("0", {"n_chunks": 3, "recs_per_chunk": 1, "chunk_ns": 5, "time_offset": 100}
         ...         ).chunk_intervals("0")
         [(100, 105), (105, 110), (110, 115)]
@@ -448,7 +448,7 @@ class Plugin:
         Examples
         --------
         >>> import numpy as np
-        >>> from dastrax.testing.plugins import Records, Peaks
+        >>> from dastrax.testutils import Records, Peaks
         >>> cfg = {"n_chunks": 1, "recs_per_chunk": 2, "chunk_ns": 2, "time_offset": 0}
         >>> records = Records("0", cfg).compute(0, 2)
         >>> peaks = Peaks("0", {"bonus_area": 1, "n_channels": 2, "waveform_length": 2})
@@ -506,7 +506,7 @@ class Plugin:
 
         Examples
         --------
-        >>> from dastrax.testing.plugins import Peaks
+        >>> from dastrax.testutils import Peaks
         >>> Peaks("0", {"bonus_area": 0, "n_channels": 1, "waveform_length": 1}).combine([1, 2])
         [1, 2]
         """

@@ -61,3 +61,12 @@ def test_the_top_level_holds_at_most_eight_modules():
 
     top = [p.name for p in Path(dastrax.__file__).parent.glob("*.py")]
     assert len(top) <= 8, top
+
+
+def test_one_parser_of_stored_names():
+    key = dastrax.DataKey.parse("_kr-peaks-abcdefghij")
+    assert (key.run_id, key.data_type, key.lineage_hash) == ("_kr", "peaks", "abcdefghij")
+    assert str(key) == "_kr-peaks-abcdefghij"
+    for bad in ("peaks", "a-b", "a--c", "a-b-c-d", 3):
+        with pytest.raises(dastrax.InvalidRequest, match="run_id-data_type-lineage_hash"):
+            dastrax.DataKey.parse(bad)

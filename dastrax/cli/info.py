@@ -8,6 +8,7 @@ import click
 
 from dastrax.cli.env import CONTEXT_SETTINGS, with_env
 from dastrax.cli.group import check_storage, cli, echo_table, jsonable, mb
+from dastrax.core.lineage import DataKey
 from dastrax.ui.display import format_livetime
 
 
@@ -67,7 +68,7 @@ def info(env, run_id, data_type, as_json, max_chunks):
         for key in others:
             click.echo(f"{key:<10} {doc[key]}")
         keys = {k for f in ctx.storage for k in f.keys(f"{run_id}-") if k.count("-") == 2}
-        stored = sorted({k.split("-")[1] for k in keys})
+        stored = sorted({DataKey.parse(k).data_type for k in keys})
         click.echo(f"{'stored':<10} {', '.join(stored) or 'nothing'}")
         if "sub_run_spec" in doc:
             from dastrax.runs.superruns import spec_summary

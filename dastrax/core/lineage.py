@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dastrax.errors import InvalidRequest
+
 __all__ = ["DataKey", "canonical", "deterministic_hash"]
 
 
@@ -47,3 +49,38 @@ class DataKey:
 
     def __str__(self) -> str:
         return f"{self.run_id}-{self.data_type}-{self.lineage_hash}"
+
+    @classmethod
+    def parse(cls, key: str, lineage: dict[str, Any] | None = None) -> DataKey:
+        """The key named by ``"run_id-data_type-lineage_hash"`` (a stored group's name).
+
+        Run ids and data types hold no ``-`` (run ids are checked when given), so a
+        stored name splits in exactly three.
+
+        Parameters
+        ----------
+        key : str
+            A stored group's name.
+        lineage : dict, optional
+            Its lineage, if known (``{}`` otherwise).
+
+        Returns
+        -------
+        DataKey
+
+        Raises
+        ------
+        dastrax.errors.InvalidRequest
+            If ``key`` is not three non-empty parts joined by ``-``.
+
+        Examples
+        --------
+        >>> DataKey.parse("_kr-peaks-abcdefghij").data_type
+        'peaks'
+        """
+        parts = key.split("-") if isinstance(key, str) else []
+        if len(parts) != 3 or not all(parts):
+            raise InvalidRequest(
+                f"{key!r} is not the name of stored data: give run_id-data_type-lineage_hash"
+            )
+        return cls(parts[0], parts[1], parts[2], lineage or {})

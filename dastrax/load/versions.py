@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from dastrax.core.lineage import DataKey
 from dastrax.core.names import validate_superrun_name
 from dastrax.errors import InvalidRequest, advice
 from dastrax.load.resolver import Resolver
@@ -72,7 +73,9 @@ def superrun_versions(resolver: Resolver, name: str) -> pd.DataFrame:
     for v in frontend.superrun_versions(name):
         doc = v.get("doc") or {}
         view = frontend.at_version(name, v["version"])
-        stored = sorted({k.split("-")[1] for k in view.keys(f"{name}-") if k.count("-") == 2})
+        stored = sorted(
+            {DataKey.parse(k).data_type for k in view.keys(f"{name}-") if k.count("-") == 2}
+        )
         rows.append(
             {
                 "version": v["version"],

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dastrax.core.chunks import field_names
+from dastrax.core.lineage import DataKey
 from dastrax.errors import CorruptData, DataNotAvailable, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage.abc import (
     GroupWriter,
@@ -58,6 +59,12 @@ def reference_rows(n: int, t0: int = 0, seed: int = 0) -> np.ndarray:
     rows["area"] = rng.standard_normal(n).astype(np.float32)
     rows["data"] = rng.integers(0, 100, (n, 4)).astype(np.float32)
     return rows
+
+
+def _key_parts(key: str) -> tuple[str, str, str]:
+    """``(run_id, data_type, lineage_hash)`` of a stored name."""
+    k = DataKey.parse(key)
+    return k.run_id, k.data_type, k.lineage_hash
 
 
 class FrontendTests:
@@ -214,7 +221,7 @@ class FrontendTests:
     @staticmethod
     def meta_of(key: str, **items) -> dict:
         """The metadata a caller commits for ``key`` (run, data type, lineage)."""
-        run_id, data_type, lineage_hash = key.split("-")
+        run_id, data_type, lineage_hash = _key_parts(key)
         return {
             "run_id": run_id,
             "data_type": data_type,
@@ -325,7 +332,7 @@ class FrontendTests:
             assert meta == group.meta
             for item in META_KEYS:
                 assert item in meta, f"{key}: no {item!r} in its metadata"
-            run_id, data_type, lineage_hash = key.split("-")
+            run_id, data_type, lineage_hash = _key_parts(key)
             assert meta["run_id"] == run_id and meta["data_type"] == data_type
             assert group.dtype == rows.dtype, key
             assert set(rows.dtype.names) <= set(group.fields)
@@ -358,7 +365,7 @@ class FrontendTests:
         assert keys == sorted(keys)
         assert set(stored) <= set(keys)
         for key in stored:
-            run_id, data_type, _h = key.split("-")
+            run_id, data_type, _h = _key_parts(key)
             assert key in frontend.keys(f"{run_id}-")
             assert key in frontend.keys(f"{run_id}-{data_type}-")
             assert all(k.startswith(f"{run_id}-{data_type}-") for k in frontend.keys(key[:-3]))

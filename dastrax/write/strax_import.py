@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dastrax.core.lineage import DataKey
 from dastrax.errors import DastraxError, InvalidRequest, RunMetadataNotAvailable
 from dastrax.storage.abc import StorageFrontend, StoredGroup
 from dastrax.storage.codecs import dtype_to_json
@@ -136,14 +137,14 @@ def import_strax(
     docs = source.list_runs()
     if runs is not None:
         wanted = [runs] if isinstance(runs, str) else list(runs)
-        known = set(docs) | {k.split("-")[0] for k in keys}
+        known = set(docs) | {DataKey.parse(k).run_id for k in keys}
         unknown = [r for r in wanted if not isinstance(r, str) or r not in known]
         if unknown:
             raise InvalidRequest(
                 f"runs {unknown} are not in {source.path}; it holds: "
                 f"{', '.join(sorted(known)) or 'nothing'}"
             )
-        keys = [k for k in keys if k.split("-")[0] in wanted]
+        keys = [k for k in keys if DataKey.parse(k).run_id in wanted]
         docs = [r for r in docs if r in wanted]
     keys.sort(key=lambda k: (k.startswith("_"), k))
 

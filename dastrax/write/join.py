@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from types import SimpleNamespace
+from dataclasses import dataclass, field, replace
 
 import dask
 import numpy as np
@@ -33,11 +32,19 @@ from dastrax.core.names import is_superrun_id, validate_run_id
 from dastrax.core.plugin import chunk_rows
 from dastrax.core.plugins import PluginRegistry
 from dastrax.core.wholerun import apply_summaries, summary_graph
-from dastrax.errors import DastraxError, InvalidRequest, LineageMismatch, PluginError, advice
+from dastrax.errors import (
+    DastraxError,
+    DataNotAvailable,
+    InvalidRequest,
+    LineageMismatch,
+    PluginError,
+    advice,
+)
 from dastrax.load import plan as loader
 from dastrax.load.plan import Piece, Resolved, Source, end_fields, group_of
-from dastrax.load.resolver import Resolver, intersect_ranges
+from dastrax.load.resolver import PartialResolved, Resolver, intersect_ranges
 from dastrax.runs.superruns import flat_fingerprint
+from dastrax.storage import GroupWriter, buffer_rows
 from dastrax.write import persist
 from dastrax.write.make import _validate
 
@@ -168,6 +175,10 @@ class JoinWork:
     dtypes: dict[str, np.dtype]  # dtype of every type
     chunks: list[tuple[int, int, int, dict]]  # (subrun index, start, end, {base: Piece})
     subruns: list[str]
+    #: subruns left out, their data missing (``allow_incomplete``)
+    skipped: list[str] = field(default_factory=list)
+    #: the superrun's run document the plugins see (without the skipped subruns)
+    document: dict | None = None
 
     @property
     def intervals(self) -> list[tuple[int, int]]:
@@ -175,10 +186,19 @@ class JoinWork:
 
 
 def build_join(
-    resolver: Resolver, name: str, targets, flat, check_lineage=True, make=True, progress=False
+    resolver: Resolver,
+    name: str,
+    targets,
+    flat,
+    check_lineage=True,
+    make=True,
+    progress=False,
+    incomplete: bool = False,
 ) -> JoinWork:
     """The join of superrun ``name`` for ``targets``: bases made where missing, then
-    their pieces (metadata only) aligned into join chunks."""
+    their pieces (metadata only) aligned into join chunks. With ``incomplete`` (the
+    context option ``allow_incomplete``), subruns missing any base are left out (the
+    resolver warns) and the plugins see the superrun's document without them."""
     registry = resolver.registry
     computed, bases = plan(registry, targets)
     kinds = {b: resolver.data_kind(b, name) for b in bases}
@@ -188,17 +208,29 @@ def build_join(
     dtypes: dict[str, np.dtype] = {}
     aligned: dict[tuple[int, int, int], dict[str, Piece]] = {}
     subruns: list[str] = []
+    skipped: list[str] = []
     for group in by_kind.values():
         res = resolver.resolve(
-            [name], group, None, check_lineage, make=make, progress=progress, stored=False
+            [name],
+            group,
+            None,
+            check_lineage,
+            make=make,
+            progress=progress,
+            stored=False,
+            incomplete=incomplete,
         )
         subruns = res.subruns
+        if isinstance(res, PartialResolved):
+            skipped += [s for s in res.skipped.get(name, []) if s not in skipped]
         for b in group:
             dtypes[b] = _dtype_of(resolver, b, res)
         for p in res.pieces():
             slot = aligned.setdefault((p.start, p.end, p.source.subrun), {})
             for b in group:
                 slot[b] = p
+    if skipped:  # (a subrun skipped for one base is left out for all)
+        aligned = _without(aligned, name, subruns, skipped, bases)
     chunks = [(i, s, e, pieces) for (s, e, i), pieces in sorted(aligned.items())]
     for (_i, _s, prev_end, _p), (_j, s, _e, _q) in zip(chunks, chunks[1:]):
         if s < prev_end:
@@ -207,13 +239,39 @@ def build_join(
                 "(their chunks overlap), so they cannot be joined chunk by chunk; make them "
                 "with the same plugins, or pass combining=True"
             )
-    doc = resolver.catalog.run_metadata(name)
+    if skipped:
+        doc = resolver.loaded_document(name, skipped)
+    else:
+        doc = resolver.catalog.run_metadata(name)
     plugins = registry.plugins_for(computed, name)
     for dt, plugin in plugins.items():
         plugin._run_doc = doc
-        kinds[dt] = plugin.data_kind
+        kinds[dt] = registry.data_kind(dt)  # (what the registry set on the plugin)
         dtypes[dt] = plugin.dtype
-    return JoinWork(name, computed, bases, plugins, kinds, dtypes, chunks, subruns)
+    return JoinWork(name, computed, bases, plugins, kinds, dtypes, chunks, subruns, skipped, doc)
+
+
+def _without(
+    aligned: dict[tuple[int, int, int], dict[str, Piece]],
+    name: str,
+    subruns: list[str],
+    skipped: list[str],
+    bases: list[str],
+) -> dict[tuple[int, int, int], dict[str, Piece]]:
+    """The join's ``aligned`` pieces without those of the ``skipped`` subruns.
+
+    Raises
+    ------
+    DataNotAvailable
+        Every subrun is skipped (for one base or another).
+    """
+    gone = {i for i, s in enumerate(subruns) if s in set(skipped)}
+    if len(gone) == len(subruns):
+        raise DataNotAvailable(
+            f"superrun {name!r}: every subrun lacks some of {', '.join(bases)}, and "
+            "allow_incomplete=True does not make them; make them, or load with make=True"
+        )
+    return {k: v for k, v in aligned.items() if k[2] not in gone}
 
 
 def _dtype_of(resolver: Resolver, data_type: str, res: Resolved) -> np.dtype:
@@ -307,8 +365,8 @@ class JoinLoad:
         out: dict[str, tuple[str, np.dtype]] = {}
         for t in self.targets:
             dtype = self.work.dtypes[t]
-            for n in dtype.names:
-                out.setdefault(n, (t, dtype.fields[n][0]))
+            for n in dtype.names or ():
+                out.setdefault(n, (t, dtype[n]))
         if columns is None:
             return out
         unknown = [c for c in columns if c not in out]
@@ -347,7 +405,10 @@ class JoinLoad:
 
 def _titled(dtype: np.dtype, name: str):
     """``name``, with its title in ``dtype`` if it has one (as stored data keeps it)."""
-    title = dtype.fields[name][2:] if name in dtype.names else ()
+    fields = dtype.fields
+    if fields is None or name not in (dtype.names or ()):
+        return name
+    title = fields[name][2:]
     return (title[0], name) if title else name
 
 
@@ -368,9 +429,12 @@ def _rows(work, j, start, end, summaries, targets, cols, dtype, time_range) -> n
     return out
 
 
-def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
+def resolve(resolver: Resolver, scheduler, run_ids, targets, req, allow_incomplete: bool = False):
     """What a load of ``targets`` of ``run_ids`` reads: a :class:`loader.Resolved` (stored
-    data, a stored join included), or a :class:`JoinLoad` computed over a join.
+    data, a stored join included), or a :class:`JoinLoad` computed over a join. With
+    ``allow_incomplete`` (the context option) and no ``make=True``, subruns of superruns
+    whose data is missing are skipped with a warning (a :class:`PartialResolved`, or a
+    join without them) instead of made.
 
     Raises
     ------
@@ -399,7 +463,14 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
                 "pass combining=True to concatenate"
             )
     if not uses_join(registry, run_ids, targets, req.combining):
-        res = resolver.resolve(run_ids, targets, req.time_range, req.check_lineage, make=req.make)
+        res = resolver.resolve(
+            run_ids,
+            targets,
+            req.time_range,
+            req.check_lineage,
+            make=req.make,
+            incomplete=allow_incomplete,
+        )
         res.selection = req.selection
         return res
     name = run_ids
@@ -412,8 +483,9 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
         time_range = times.time_range(time_range)
     if all(allows(registry, t) for t in targets):
         keys = {t: join_key(resolver, name, t, flat) for t in targets}
-        groups = [(t, resolver.storage.find(str(k))) for t, k in keys.items()]
-        if all(g is not None for _t, g in groups):
+        found = {t: resolver.storage.find(str(k)) for t, k in keys.items()}
+        groups = [(t, g) for t, g in found.items() if g is not None]
+        if len(groups) == len(found):
             for t, g in groups:
                 _check_stored_lineage(g, keys[t], req.check_lineage)
             source = Source(name, name, tuple(groups), 0, intersect_ranges(None, time_range), True)
@@ -423,7 +495,16 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
             f"selection= is not applied to {', '.join(targets)} computed over the joined "
             f"subruns of {name}; load with combining=True, or select in the result"
         )
-    work = build_join(resolver, name, targets, flat, req.check_lineage, req.make, req.progress)
+    work = build_join(
+        resolver,
+        name,
+        targets,
+        flat,
+        req.check_lineage,
+        req.make,
+        req.progress,
+        incomplete=allow_incomplete,
+    )
     return JoinLoad(work, targets, kind, time_range, scheduler)
 
 
@@ -476,7 +557,10 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
     from dask.highlevelgraph import HighLevelGraph
 
     if isinstance(res, Resolved):
-        return loader.dataset(res, columns, run_id, chunks)
+        ds = loader.dataset(res, columns, run_id, chunks)
+        if isinstance(res, PartialResolved):
+            ds.attrs.update(_incomplete_attrs(list(res.documents.values()), run_id))
+        return ds
     work = res.work
     picked, tasks, dtype = res.tasks(columns)
     base = next((b for b in work.bases if work.kinds[b] == res.data_kind), None)
@@ -511,7 +595,19 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
         "subruns": work.subruns,
         "computed_over": "joined subruns",
     }
+    if work.skipped and work.document is not None:
+        attrs.update(_incomplete_attrs([work.document], run_id))
     return loader.labelled(data_vars, subrun, work.subruns, attrs)
+
+
+def _incomplete_attrs(documents: list[dict], run_id) -> dict:
+    """The attributes of a load that skipped subruns (``allow_incomplete``):
+    ``skipped_subruns``, and for a load of one superrun the ``livetime`` (s) of the
+    subruns it holds."""
+    attrs: dict = {"skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]}
+    if isinstance(run_id, str) and len(documents) == 1:
+        attrs["livetime"] = documents[0]["livetime"]
+    return attrs
 
 
 def _n(piece) -> int:
@@ -605,41 +701,47 @@ def persist_superrun(
 class _Carry:
     """The state of one stored type's write chain (immutable, picklable)."""
 
-    app: object  # the GroupWriter, arrays created with the total row count
+    app: GroupWriter  # arrays created with the total row count
     written: int  # rows written to whole zarr chunks
     tail: np.ndarray | None  # rows (with 'subrun') waiting for a whole zarr chunk
 
 
-def _write_chunk(carry: _Carry, results: dict, dt: str, j, sub_i, name, n):
-    """Append join chunk ``j``'s rows of ``dt`` (``n`` of them, as counted) to the chain."""
+def _write_chunk(
+    carry: _Carry, results: dict, dt: str, j: int, sub_i: int, name: str, n: int
+) -> _Carry:
+    """Append join chunk ``j``'s rows of ``dt`` (``n`` of them, as counted) to the chain:
+    whole zarr chunks written as soon as they are there (the writers' buffer,
+    :func:`~dastrax.storage.grid.buffer_rows`)."""
     data = results[dt]
     if len(data) != n:
         raise PluginError(
             f"{dt} of superrun {name!r} gave {len(data)} rows in chunk {j}, but {n} in the "
             "counting pass: its plugin must give the same rows every time"
         )
-    rows = np.empty(
-        len(data), [*[(f, data.dtype.fields[f][0]) for f in data.dtype.names], ("subrun", np.int32)]
-    )
-    for f in data.dtype.names:
+    names = data.dtype.names or ()
+    rows = np.empty(len(data), [*[(f, data.dtype[f]) for f in names], ("subrun", np.int32)])
+    for f in names:
         rows[f] = data[f]
     rows["subrun"] = sub_i
-    tail = rows if carry.tail is None else np.concatenate([carry.tail, rows])
     app, written = carry.app, carry.written
-    full = (len(tail) // app.chunk_rows) * app.chunk_rows
-    if full:
-        for f in rows.dtype.names:
-            app.array(f)[written : written + full] = tail[f][:full]
-        tail, written = tail[full:].copy(), written + full
+    _rows, whole, tail = buffer_rows(carry.tail, rows, app.chunk_rows)
+    if whole is not None:
+        _write_at(app, written, whole)
+        written += len(whole)
     return replace(carry, written=written, tail=tail)
 
 
+def _write_at(app: GroupWriter, lo: int, rows: np.ndarray) -> None:
+    """``rows`` written from row ``lo`` on, column by column."""
+    for f in rows.dtype.names or ():
+        app.array(f)[lo : lo + len(rows)] = rows[f]
+
+
 def _flush(carry: _Carry) -> _Carry:
+    """The chain's last rows (a partial zarr chunk) written."""
     if carry.tail is not None and len(carry.tail):
-        end = carry.written + len(carry.tail)
-        for f in carry.tail.dtype.names:
-            carry.app.array(f)[carry.written : end] = carry.tail[f]
-        return replace(carry, written=end, tail=None)
+        _write_at(carry.app, carry.written, carry.tail)
+        return replace(carry, written=carry.written + len(carry.tail), tail=None)
     return carry
 
 
@@ -666,15 +768,12 @@ def _join_tables(resolver, name, flat, work, todo, counted, size_mb) -> dict[str
         first = types[0]
         time = np.concatenate([c[first][0] for c in counted] or [np.zeros(0, np.int64)])
         end = np.concatenate([c[first][1] for c in counted] or [np.zeros(0, np.int64)])
-        spans = [
-            SimpleNamespace(n=len(c[first][0]), source=SimpleNamespace(subrun=sub_i))
-            for c, (sub_i, _s, _e, _p) in zip(counted, work.chunks)
-        ]
+        spans = [(len(c[first][0]), sub_i) for c, (sub_i, _s, _e, _p) in zip(counted, work.chunks)]
         start, stop = int(doc["start"]), int(doc["end"])
         if len(time):
             start, stop = min(start, int(time[0])), max(stop, int(end.max()))
         row_bytes = max(work.dtypes[dt].itemsize for dt in types)
-        table = persist.chunk_table(
+        table = persist.logical_chunks(
             spans, time, end, row_bytes, size_mb, start, stop, work.subruns, hulls, name
         )
         for dt in types:

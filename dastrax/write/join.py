@@ -44,7 +44,8 @@ from dastrax.load import plan as loader
 from dastrax.load.plan import Piece, Resolved, Source, end_fields, group_of
 from dastrax.load.resolver import PartialResolved, Resolver, intersect_ranges
 from dastrax.runs.superruns import flat_fingerprint
-from dastrax.storage import GroupWriter, buffer_rows
+from dastrax.storage import GroupWriter
+from dastrax.storage.grid import buffer_rows
 from dastrax.write import persist
 from dastrax.write.make import _validate
 

@@ -337,18 +337,18 @@ class Resolver:
         kind = self.same_kind(targets, runs[0])
         plan, subruns = self._plan(runs, targets, window, stored, from_subrun)
         keys, found, missing = self._look_up(plan, targets)
-        skipped: dict[str, list[str]] = {}
+        documents: dict[str, dict[str, Any]] = {}
         if missing and incomplete and make is not True:
-            plan, missing, skipped = self._skip_missing(plan, missing, keys)
+            plan, missing, documents = self._skip_missing(plan, missing, keys)
         if missing:  # made all runs together
             self._make_missing(missing, keys, make, progress)
         sources = self._sources(plan, targets, keys, found, check_lineage)
         dtype = None
         if not sources and targets[0] in self.registry.plugins:
             dtype = self.registry.plugin(targets[0], "0").dtype
-        if not skipped:
+        if not documents:
             return Resolved(sources, subruns, targets, kind, dtype)
-        documents = {label: self.loaded_document(label, subs) for label, subs in skipped.items()}
+        skipped = {label: list(doc["skipped_subruns"]) for label, doc in documents.items()}
         return PartialResolved(
             sources, subruns, targets, kind, dtype, skipped=skipped, documents=documents
         )
@@ -451,13 +451,13 @@ class Resolver:
         plan: list[_Entry],
         missing: dict[str, list[str]],
         keys: dict[tuple[str, str], DataKey],
-    ) -> tuple[list[_Entry], dict[str, list[str]], dict[str, list[str]]]:
+    ) -> tuple[list[_Entry], dict[str, list[str]], dict[str, dict[str, Any]]]:
         """``allow_incomplete``: the subruns of superruns whose data is missing are left
         out of ``plan`` (a run also asked for by itself is made as usual), with a
         :class:`UserWarning` per superrun naming them and the data types.
 
-        Returns the plan, what is still to be made, and ``{superrun: [skipped subrun,
-        ...]}``.
+        Returns the plan, what is still to be made, and ``{superrun: its document
+        without the skipped subruns}`` (:meth:`loaded_document`).
 
         Raises
         ------
@@ -473,6 +473,7 @@ class Resolver:
                 skipped.setdefault(entry.label, []).append(entry.run)
             else:
                 kept.append(entry)
+        documents = {}
         for label, subs in skipped.items():
             gone = {s: missing[s] for s in subs}
             if not any(e.label == label for e in kept):
@@ -481,23 +482,24 @@ class Resolver:
                     f"superrun {label!r}: none of its {len(subs)} subrun(s) in this load has "
                     f"its data stored, and allow_incomplete=True does not make it: {error}"
                 )
-            self._warn_skipped(label, gone)
-        return kept, {r: ts for r, ts in missing.items() if r not in skip}, skipped
+            documents[label] = self.loaded_document(label, subs)
+            self._warn_skipped(label, gone, documents[label]["livetime"])
+        return kept, {r: ts for r, ts in missing.items() if r not in skip}, documents
 
-    def _warn_skipped(self, label: str, gone: dict[str, list[str]]) -> None:
-        """The warning of a load that skips the subruns ``gone`` of superrun ``label``."""
+    def _warn_skipped(self, label: str, gone: dict[str, list[str]], loaded: float) -> None:
+        """The warning of a load that skips the subruns ``gone`` of superrun ``label``
+        (``{subrun: [missing data type, ...]}``), holding ``loaded`` s of livetime."""
         types = ", ".join(dict.fromkeys(t for ts in gone.values() for t in ts))
         subs = list(gone)
         shown = ", ".join(repr(s) for s in subs[:10]) + (
             f" and {len(subs) - 10} more" if len(subs) > 10 else ""
         )
-        loaded = self.loaded_document(label, subs)["livetime"]
         total = self.catalog.run_metadata(label).get("livetime")
         of_total = f" of {total:.6g} s" if isinstance(total, (int, float)) else ""
         warnings.warn(
-            f"superrun {label!r}: {types} of {len(subs)} of its {len(self.flat(label))} "
-            f"subruns is not stored ({shown}); allow_incomplete=True skips them (nothing is "
-            f"made): the load holds the other subruns, livetime {loaded:.6g} s{of_total}",
+            f"superrun {label!r}: {types} is missing for {len(subs)} of its "
+            f"{len(self.flat(label))} subruns ({shown}); allow_incomplete=True skips them "
+            f"(nothing is made): the load holds the rest, livetime {loaded:.6g} s{of_total}",
             UserWarning,
             skip_file_prefixes=(_PACKAGE,),
         )
@@ -508,7 +510,8 @@ class Resolver:
         ``livetime`` their sum (as :meth:`dastrax.Context.define_run` computes them), and
         ``skipped_subruns``."""
         left_out = list(dict.fromkeys(skipped))
-        flat = [(run, ranges) for run, ranges in self.flat(label) if run not in set(left_out)]
+        gone = set(left_out)
+        flat = [(run, ranges) for run, ranges in self.flat(label) if run not in gone]
         spec = {r: v if isinstance(v, str) else as_windows(v).tolist() for r, v in flat}
         doc, _attachments = superrun_document(
             label, spec, flat, self.catalog.run_metadata, compact_above=None

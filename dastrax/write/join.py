@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -31,6 +33,7 @@ from dastrax.core.lineage import DataKey, canonical, deterministic_hash
 from dastrax.core.names import is_superrun_id, validate_run_id
 from dastrax.core.plugin import chunk_rows
 from dastrax.core.plugins import PluginRegistry
+from dastrax.core.scheduling import Scheduler
 from dastrax.core.wholerun import apply_summaries, summary_graph
 from dastrax.errors import (
     DastraxError,
@@ -42,12 +45,17 @@ from dastrax.errors import (
 )
 from dastrax.load import plan as loader
 from dastrax.load.plan import Piece, Resolved, Source, end_fields, group_of
+from dastrax.load.requests import LoadRequest
 from dastrax.load.resolver import PartialResolved, Resolver, intersect_ranges
 from dastrax.runs.superruns import flat_fingerprint
 from dastrax.storage import GroupWriter
 from dastrax.storage.grid import buffer_rows
 from dastrax.write import persist
 from dastrax.write.make import _validate
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from dask.typing import Key
 
 __all__ = [
     "JoinLoad",
@@ -59,6 +67,10 @@ __all__ = [
     "plan",
     "resolve",
 ]
+
+
+#: run ids as loads take them: one, a list, or an array of them
+RunIds = str | Sequence[str] | np.ndarray
 
 
 # --------------------------------------------------------------------------------------
@@ -349,7 +361,7 @@ class JoinLoad:
     targets: list[str]
     data_kind: str
     time_range: tuple[int, int] | None
-    scheduler: object
+    scheduler: Scheduler
 
     @property
     def subruns(self) -> list[str]:
@@ -404,6 +416,10 @@ class JoinLoad:
         return picked, tasks, dtype
 
 
+#: what a load reads: stored data (a stored join included), or a join to compute
+Load = Resolved | JoinLoad
+
+
 def _titled(dtype: np.dtype, name: str):
     """``name``, with its title in ``dtype`` if it has one (as stored data keeps it)."""
     fields = dtype.fields
@@ -430,7 +446,14 @@ def _rows(work, j, start, end, summaries, targets, cols, dtype, time_range) -> n
     return out
 
 
-def resolve(resolver: Resolver, scheduler, run_ids, targets, req, allow_incomplete: bool = False):
+def resolve(
+    resolver: Resolver,
+    scheduler: Scheduler,
+    run_ids: RunIds,
+    targets: str | Sequence[str],
+    req: LoadRequest,
+    allow_incomplete: bool = False,
+) -> Load:
     """What a load of ``targets`` of ``run_ids`` reads: a :class:`loader.Resolved` (stored
     data, a stored join included), or a :class:`JoinLoad` computed over a join. With
     ``allow_incomplete`` (the context option) and no ``make=True``, subruns of superruns
@@ -463,7 +486,7 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req, allow_incomple
                 "which is done for one superrun at a time: load each superrun on its own, or "
                 "pass combining=True to concatenate"
             )
-    if not uses_join(registry, run_ids, targets, req.combining):
+    if not isinstance(run_ids, str) or not uses_join(registry, run_ids, targets, req.combining):
         res = resolver.resolve(
             run_ids,
             targets,
@@ -519,7 +542,13 @@ def _check_stored_lineage(group, k: DataKey, check: bool) -> None:
         )
 
 
-def array(scheduler, res, columns, labels: bool, progress: bool) -> np.ndarray:
+def array(
+    scheduler: Scheduler,
+    res: Load,
+    columns: Sequence[str] | None,
+    labels: bool,
+    progress: bool,
+) -> np.ndarray:
     """``loader.array`` for stored loads; the join's rows in time order otherwise."""
     if isinstance(res, Resolved):
         return loader.array(scheduler, res, columns, labels, progress)
@@ -532,7 +561,9 @@ def array(scheduler, res, columns, labels: bool, progress: bool) -> np.ndarray:
     return np.concatenate(blocks)
 
 
-def iter_chunks(scheduler, res, columns=None):
+def iter_chunks(
+    scheduler: Scheduler, res: Load, columns: Sequence[str] | None = None
+) -> Iterator[Chunk]:
     """``loader.iter_chunks`` for stored loads; one :class:`Chunk` per join chunk (run id
     the superrun, ``subruns`` naming its one subrun) otherwise."""
     if isinstance(res, Resolved):
@@ -548,7 +579,12 @@ def iter_chunks(scheduler, res, columns=None):
         yield Chunk(data, s, e, res.work.name, data_type, subruns)
 
 
-def dataset(res, columns=None, run_id=None, chunks="auto"):
+def dataset(
+    res: Load,
+    columns: Sequence[str] | None = None,
+    run_id: RunIds | None = None,
+    chunks: str | int | Mapping[str, str | int] | None = "auto",
+) -> xr.Dataset:
     """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
     blocks compute the join's chunks. Row counts come from the bases' metadata where a
     target has a base's data kind (types of one kind share rows) and no time range cuts;
@@ -575,12 +611,14 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
         sub = dtype.fields[name][0]
         gname = f"{name}-join-{uuid.uuid4().hex}"
         zeros = (0,) * sub.ndim
-        dsk = {(gname, k, *zeros): (_field, t.key, name) for k, t in enumerate(tasks)}
+        dsk: dict[Key, tuple[object, ...]] = {
+            (gname, k, *zeros): (_field, t.key, name) for k, t in enumerate(tasks)
+        }
         if not tasks:
             dsk = {(gname, 0, *zeros): (np.empty, (0, *sub.shape), sub.base)}
         graph = HighLevelGraph.from_collections(gname, dsk, dependencies=tasks)
-        chunks = (tuple(counts) or (0,), *((s,) for s in sub.shape))
-        arr = da.Array(graph, gname, chunks, meta=np.empty((0,) * (1 + sub.ndim), sub.base))
+        blocks = (tuple(counts) or (0,), *((s,) for s in sub.shape))
+        arr = da.Array(graph, gname, blocks, meta=np.empty((0,) * (1 + sub.ndim), sub.base))
         t = res.columns(columns)[name][0]
         dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
         attrs = loader.variable_attrs(work.dtypes[t], name)
@@ -622,7 +660,12 @@ def _field(rows: np.ndarray, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # making and storing
 # --------------------------------------------------------------------------------------
-def make_requests(resolver: Resolver, run_id_or_ids, targets: list[str], combining=False):
+def make_requests(
+    resolver: Resolver,
+    run_id_or_ids: str | Sequence[str],
+    targets: list[str],
+    combining: bool = False,
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """``([(run_id, targets), ...], superruns)`` for ``make``: superruns become their
     subruns, asked for ``targets`` — or, for a superrun computed over its join, for the
     join's (registered) bases. Unknown data types are refused before anything is made."""
@@ -650,11 +693,11 @@ def make_requests(resolver: Resolver, run_id_or_ids, targets: list[str], combini
 
 def persist_superrun(
     resolver: Resolver,
-    scheduler,
+    scheduler: Scheduler,
     name: str,
     targets: list[str],
     chunk_target_size_mb: float,
-    compressor,
+    compressor: dict,
     progress: bool = False,
     overwrite: bool = False,
     make: bool = True,

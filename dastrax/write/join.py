@@ -582,7 +582,7 @@ def iter_chunks(
 def dataset(
     res: Load,
     columns: Sequence[str] | None = None,
-    run_id: RunIds | None = None,
+    run_id: str | Sequence[str] | None = None,
     chunks: str | int | Mapping[str, str | int] | None = "auto",
 ) -> xr.Dataset:
     """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
@@ -621,13 +621,12 @@ def dataset(
         arr = da.Array(graph, gname, blocks, meta=np.empty((0,) * (1 + sub.ndim), sub.base))
         t = res.columns(columns)[name][0]
         dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
-        attrs = loader.variable_attrs(work.dtypes[t], name)
-        data_vars[name] = xr.Variable(dims, arr, attrs=attrs)
+        data_vars[name] = xr.Variable(dims, arr, attrs=loader.variable_attrs(work.dtypes[t], name))
     subrun = np.concatenate(
         [np.full(n, work.chunks[j][0], np.int32) for j, n in zip(picked, counts)]
         or [np.zeros(0, np.int32)]
     )
-    attrs = {
+    attrs: dict[str, object] = {  # (the Dataset's)
         "run_id": run_id,
         "data_types": res.targets,
         "data_kind": kind,
@@ -639,11 +638,15 @@ def dataset(
     return loader.labelled(data_vars, subrun, work.subruns, attrs)
 
 
-def _incomplete_attrs(documents: list[dict], run_id) -> dict:
+def _incomplete_attrs(
+    documents: list[dict], run_id: str | Sequence[str] | None
+) -> dict[str, object]:
     """The attributes of a load that skipped subruns (``allow_incomplete``):
     ``skipped_subruns``, and for a load of one superrun the ``livetime`` (s) of the
     subruns it holds."""
-    attrs: dict = {"skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]}
+    attrs: dict[str, object] = {
+        "skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]
+    }
     if isinstance(run_id, str) and len(documents) == 1:
         attrs["livetime"] = documents[0]["livetime"]
     return attrs

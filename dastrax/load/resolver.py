@@ -7,7 +7,7 @@ import contextlib
 import difflib
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -309,8 +309,8 @@ class Resolver:
 
     def _resolve(
         self,
-        run_ids: str | list[str] | tuple[str, ...],
-        targets: str | list[str],
+        run_ids: str | Sequence[str] | np.ndarray,
+        targets: str | Sequence[str],
         time_range: object = None,
         check_lineage: bool = True,
         make: bool | None = True,

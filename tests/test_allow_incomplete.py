@@ -5,6 +5,8 @@ that plugins computing over the join see)."""
 
 from __future__ import annotations
 
+import os
+import time
 import warnings
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 import dastrax
 from dastrax.errors import DataNotAvailable
+from dastrax.load import openindex
 from dastrax.testing.plugins import IntegralMinusMean, Peaks, Records
 
 #: subrun 0 cut to [2, 7) (5 ns); the others whole runs of livetime 1.5 s
@@ -156,3 +159,37 @@ def test_a_join_is_computed_over_the_subruns_held(tmp_path, data):
     assert ds.attrs["skipped_subruns"] == ["1", "3"]
     assert ds.attrs["livetime"] == pytest.approx(LOADED_LIVETIME, rel=1e-12)
     assert not st.is_stored("1", "peaks")
+
+
+@pytest.mark.parametrize("where", ["open index", "manifest"])
+def test_a_load_that_skipped_subruns_is_never_indexed(data, tmp_path, monkeypatch, where):
+    """An index (or manifest) of a superrun's load stands for the whole superrun: one
+    that skipped subruns is not written; the complete load then is."""
+    if where == "open index":
+        folder = tmp_path / "index"
+        monkeypatch.setenv(openindex.INDEX_ENV, str(folder))
+        monkeypatch.setenv(openindex.MANIFEST_ENV, "0")
+    else:
+        folder = data / "runs" / "manifests"
+        monkeypatch.setenv(openindex.INDEX_ENV, "0")
+        monkeypatch.setenv(openindex.MANIFEST_ENV, "1")
+    monkeypatch.setattr(openindex, "MIN_SOURCES", 1)  # (4 subruns are indexed too)
+
+    def files() -> list[str]:
+        return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+    def settle() -> None:  # the last write a minute ago: the storage's stamp is trusted
+        past = time.time() - 60
+        for path in (data, data / "runs"):
+            os.utime(path, (past, past))
+
+    settle()
+    with pytest.warns(UserWarning, match="allow_incomplete"):
+        assert len(context(data, allow_incomplete=True).get_array("_sr", "peaks")) == 150
+    assert files() == []
+    context(data).make(["1", "3"], "peaks")
+    settle()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(context(data, allow_incomplete=True).get_array("_sr", "peaks")) == 350
+    assert files() != []

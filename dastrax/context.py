@@ -643,7 +643,8 @@ class Context:
         _check_combining(run_id_or_ids, req.combining)
         if req.columns is not None and req.check_lineage:
             introspect.check_columns(self._registry, targets, req.columns)
-        return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req), req
+        incomplete = bool(self.context_config["allow_incomplete"])
+        return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req, incomplete), req
 
     def _check_readable(self, strict: bool = True) -> None:
         """Refuse a storage location that does not exist (naming it) on a call that

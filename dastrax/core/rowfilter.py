@@ -19,7 +19,8 @@ import ast
 import io
 import math
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,8 @@ from dastrax.errors import InvalidRequest
 __all__ = ["Selection", "chunk_stats", "chunks_may_match"]
 
 try:  # numexpr is a dependency, but selections still work without it
-    import numexpr
+    # numexpr ships no type information (no stubs, no py.typed)
+    import numexpr  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - numexpr is installed with dastrax
     numexpr = None
 
@@ -158,24 +160,27 @@ def _names(node: ast.AST) -> list[str]:
 def _to_numexpr(node: ast.AST) -> str:
     """The expression with explicit parentheses, in numexpr's syntax."""
     if isinstance(node, ast.BoolOp):
-        op = " & " if isinstance(node.op, ast.And) else " | "
-        return "(" + op.join(_to_numexpr(v) for v in node.values) + ")"
+        joint = " & " if isinstance(node.op, ast.And) else " | "
+        return "(" + joint.join(_to_numexpr(v) for v in node.values) + ")"
     if isinstance(node, ast.UnaryOp):
-        op = {ast.Not: "~", ast.Invert: "~", ast.USub: "-", ast.UAdd: "+"}[type(node.op)]
-        return f"({op}{_to_numexpr(node.operand)})"
+        sign = {ast.Not: "~", ast.Invert: "~", ast.USub: "-", ast.UAdd: "+"}[type(node.op)]
+        return f"({sign}{_to_numexpr(node.operand)})"
     if isinstance(node, ast.BinOp):
         return f"({_to_numexpr(node.left)} {_BINOPS[type(node.op)]} {_to_numexpr(node.right)})"
     if isinstance(node, ast.Compare):
         parts, left = [], node.left
-        for op, right in zip(node.ops, node.comparators):
-            parts.append(f"({_to_numexpr(left)} {_CMPOPS[type(op)]} {_to_numexpr(right)})")
+        for cmp, right in zip(node.ops, node.comparators):
+            parts.append(f"({_to_numexpr(left)} {_CMPOPS[type(cmp)]} {_to_numexpr(right)})")
             left = right
         return "(" + " & ".join(parts) + ")"
-    if isinstance(node, ast.Call):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return f"{node.func.id}({_to_numexpr(node.args[0])})"
     if isinstance(node, ast.Name):
         return node.id
-    return repr(node.value)
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    # _validate refuses everything else before a tree gets here
+    raise InvalidRequest(f"selection: {ast.unparse(node)!r} is not allowed")
 
 
 class Selection:
@@ -319,13 +324,34 @@ def _prepare(a: np.ndarray) -> np.ndarray:
 
 
 # -- interval evaluation -------------------------------------------------------------
-# values: ("num", lo, hi, exact) with exact False when floats are involved (bounds are
-# widened, comparisons made non-strict), ("bool", can_be_true, can_be_false), or None
-# for unknown.
-_UNKNOWN_BOOL = ("bool", True, True)
+# Each expression node evaluates to the range its values can take over the rows of a
+# chunk: a number interval (_Num), what a condition can be (_Bool), or None (unknown).
 
 
-def _num(lo, hi, exact: bool):
+class _Num(NamedTuple):
+    """Numbers within ``[lo, hi]``; ``exact`` is False when floats are involved (the
+    bounds are then widened and comparisons made non-strict)."""
+
+    lo: float
+    hi: float
+    exact: bool
+
+
+class _Bool(NamedTuple):
+    """A condition: whether it can be true, whether it can be false."""
+
+    can_be_true: bool
+    can_be_false: bool
+
+
+_Value = _Num | _Bool | None
+#: ``{column: (min, max)}`` of a chunk; a missing column or a None bound is unknown
+_Stats = Mapping[str, Any]
+
+
+def _num(lo: float, hi: float, exact: bool) -> _Num | None:
+    """A number interval: NaN bounds open up, float bounds are widened, and exact
+    (integer) bounds that int64 arithmetic would wrap give unknown."""
     if isinstance(lo, float) and math.isnan(lo):
         lo = -math.inf
     if isinstance(hi, float) and math.isnan(hi):
@@ -336,123 +362,167 @@ def _num(lo, hi, exact: bool):
         lo, hi = float(lo), float(hi)
         lo = lo - abs(lo) * _WIDEN - 1e-300 if math.isfinite(lo) else lo
         hi = hi + abs(hi) * _WIDEN + 1e-300 if math.isfinite(hi) else hi
-    return ("num", lo, hi, exact)
+    return _Num(lo, hi, exact)
 
 
-def _as_bool(v):
+def _as_bool(v: _Value) -> tuple[bool, bool]:
+    """(can be true, can be false) of a value; a number is true when not zero."""
     if v is None:
         return (True, True)
-    if v[0] == "bool":
-        return v[1], v[2]
-    _, lo, hi, _exact = v
-    return (not (lo == hi == 0), lo <= 0 <= hi)
+    if isinstance(v, _Bool):
+        return v.can_be_true, v.can_be_false
+    return (not (v.lo == v.hi == 0), v.lo <= 0 <= v.hi)
 
 
-def _as_num(v):
-    if v is None:
-        return None
-    if v[0] == "num":
+def _as_num(v: _Value) -> _Num | None:
+    """A value as numbers; a condition is 0 (false) or 1 (true)."""
+    if v is None or isinstance(v, _Num):
         return v
-    t, f = v[1], v[2]
-    return ("num", 0 if f else 1, 1 if t else 0, True)
+    return _Num(0 if v.can_be_false else 1, 1 if v.can_be_true else 0, True)
 
 
-def _interval(node: ast.AST, stats: Mapping):
-    if isinstance(node, ast.Name):
-        s = stats.get(node.id)
-        if s is None or s[0] is None or s[1] is None:
-            return None
-        lo, hi = s
-        exact = not (isinstance(lo, float) or isinstance(hi, float))
-        if exact:
-            return ("num", int(lo), int(hi), True)
+def _interval(node: ast.AST, stats: _Stats) -> _Value:
+    """What ``node`` can evaluate to on rows within ``stats``: one rule per node type."""
+    rule = _INTERVAL_RULES.get(type(node))
+    return None if rule is None else rule(node, stats)
+
+
+def _name_interval(node: ast.Name, stats: _Stats) -> _Value:
+    s = stats.get(node.id)
+    if s is None or s[0] is None or s[1] is None:
+        return None
+    lo, hi = s
+    if isinstance(lo, float) or isinstance(hi, float):
         return _num(float(lo), float(hi), False)
-    if isinstance(node, ast.Constant):
-        v = node.value
-        if isinstance(v, bool):
-            return ("bool", v, not v)
-        if isinstance(v, int):
-            return ("num", v, v, True) if abs(v) < _INT64 else None
-        if isinstance(v, float):
-            return ("num", v, v, False)
-        return None
-    if isinstance(node, ast.BoolOp):
-        parts = [_as_bool(_interval(v, stats)) for v in node.values]
-        if isinstance(node.op, ast.And):
-            return ("bool", all(t for t, _ in parts), any(f for _, f in parts))
-        return ("bool", any(t for t, _ in parts), all(f for _, f in parts))
-    if isinstance(node, ast.UnaryOp):
-        v = _interval(node.operand, stats)
-        if isinstance(node.op, ast.Not) or (isinstance(node.op, ast.Invert) and _is_bool(v)):
-            t, f = _as_bool(v)
-            return ("bool", f, t)
-        if isinstance(node.op, ast.Invert):
-            return None
-        v = _as_num(v)
-        if v is None:
-            return None
-        if isinstance(node.op, ast.USub):
-            return _num(-v[2], -v[1], v[3])
-        return v
-    if isinstance(node, ast.BinOp):
-        a, b = _as_num(_interval(node.left, stats)), _as_num(_interval(node.right, stats))
-        if a is None or b is None:
-            return None
-        exact = a[3] and b[3]
-        op = type(node.op)
-        if op is ast.Add:
-            return _num(a[1] + b[1], a[2] + b[2], exact)
-        if op is ast.Sub:
-            return _num(a[1] - b[2], a[2] - b[1], exact)
-        if op is ast.Mult:
-            p = [x * y for x in (a[1], a[2]) for y in (b[1], b[2])]
-            return _num(min(p), max(p), exact)
-        if op is ast.Div:
-            if b[1] <= 0 <= b[2]:
-                return None
-            p = [x / y for x in (a[1], a[2]) for y in (b[1], b[2])]
-            return _num(min(p), max(p), False)
-        return None
-    if isinstance(node, ast.Compare):
-        parts, left = [], _as_num(_interval(node.left, stats))
-        for op, comp in zip(node.ops, node.comparators):
-            right = _as_num(_interval(comp, stats))
-            parts.append(_compare(type(op), left, right))
-            left = right
-        return ("bool", all(t for t, _ in parts), any(f for _, f in parts))
-    if isinstance(node, ast.Call):
-        v = _as_num(_interval(node.args[0], stats))
-        if v is None:
-            return None
-        name, lo, hi = node.func.id, v[1], v[2]
-        if name == "abs":
-            if lo >= 0:
-                return _num(lo, hi, v[3])
-            if hi <= 0:
-                return _num(-hi, -lo, v[3])
-            return _num(0, max(-lo, hi), v[3])
-        if name in _MONOTONE:
-            lowest, f = _MONOTONE[name]
-            if lo < lowest or (lowest == 0.0 and name.startswith("log") and lo <= 0):
-                return None
-            try:
-                return _num(f(lo), f(hi), False)
-            except (OverflowError, ValueError):
-                return None
-        return None
+    return _Num(int(lo), int(hi), True)
+
+
+def _constant_interval(node: ast.Constant, stats: _Stats) -> _Value:
+    v = node.value
+    if isinstance(v, bool):
+        return _Bool(v, not v)
+    if isinstance(v, int):
+        return _Num(v, v, True) if abs(v) < _INT64 else None
+    if isinstance(v, float):
+        return _Num(v, v, False)
     return None
 
 
-def _is_bool(v) -> bool:
-    return v is not None and v[0] == "bool"
+def _boolop_interval(node: ast.BoolOp, stats: _Stats) -> _Value:
+    parts = [_as_bool(_interval(v, stats)) for v in node.values]
+    if isinstance(node.op, ast.And):
+        return _Bool(all(t for t, _ in parts), any(f for _, f in parts))
+    return _Bool(any(t for t, _ in parts), all(f for _, f in parts))
 
 
-def _compare(op, a, b) -> tuple[bool, bool]:
+def _unaryop_interval(node: ast.UnaryOp, stats: _Stats) -> _Value:
+    v = _interval(node.operand, stats)
+    if isinstance(node.op, ast.Not) or (isinstance(node.op, ast.Invert) and isinstance(v, _Bool)):
+        t, f = _as_bool(v)
+        return _Bool(f, t)
+    if isinstance(node.op, ast.Invert):
+        return None  # bitwise not of numbers
+    n = _as_num(v)
+    if n is None:
+        return None
+    if isinstance(node.op, ast.USub):
+        return _num(-n.hi, -n.lo, n.exact)
+    return n
+
+
+def _binop_interval(node: ast.BinOp, stats: _Stats) -> _Value:
+    a, b = _as_num(_interval(node.left, stats)), _as_num(_interval(node.right, stats))
+    if a is None or b is None:
+        return None
+    rule = _ARITHMETIC.get(type(node.op))
+    return None if rule is None else rule(a, b)
+
+
+def _add(a: _Num, b: _Num) -> _Num | None:
+    return _num(a.lo + b.lo, a.hi + b.hi, a.exact and b.exact)
+
+
+def _sub(a: _Num, b: _Num) -> _Num | None:
+    return _num(a.lo - b.hi, a.hi - b.lo, a.exact and b.exact)
+
+
+def _mul(a: _Num, b: _Num) -> _Num | None:
+    p = [x * y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+    return _num(min(p), max(p), a.exact and b.exact)
+
+
+def _div(a: _Num, b: _Num) -> _Num | None:
+    if b.lo <= 0 <= b.hi:
+        return None
+    p = [x / y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+    return _num(min(p), max(p), False)
+
+
+#: interval arithmetic per operator (``%`` and ``**`` give unknown)
+_ARITHMETIC: dict[type[ast.operator], Callable[[_Num, _Num], _Num | None]] = {
+    ast.Add: _add,
+    ast.Sub: _sub,
+    ast.Mult: _mul,
+    ast.Div: _div,
+}
+
+
+def _compare_interval(node: ast.Compare, stats: _Stats) -> _Value:
+    parts, left = [], _as_num(_interval(node.left, stats))
+    for op, comp in zip(node.ops, node.comparators):
+        right = _as_num(_interval(comp, stats))
+        parts.append(_compare(type(op), left, right))
+        left = right
+    return _Bool(all(t for t, _ in parts), any(f for _, f in parts))
+
+
+def _call_interval(node: ast.Call, stats: _Stats) -> _Value:
+    v = _as_num(_interval(node.args[0], stats))
+    if v is None or not isinstance(node.func, ast.Name):
+        return None
+    if node.func.id == "abs":
+        return _abs_interval(v)
+    if node.func.id in _MONOTONE:
+        return _monotone_interval(node.func.id, v)
+    return None
+
+
+def _abs_interval(v: _Num) -> _Num | None:
+    if v.lo >= 0:
+        return _num(v.lo, v.hi, v.exact)
+    if v.hi <= 0:
+        return _num(-v.hi, -v.lo, v.exact)
+    return _num(0, max(-v.lo, v.hi), v.exact)
+
+
+def _monotone_interval(name: str, v: _Num) -> _Num | None:
+    lowest, f = _MONOTONE[name]
+    if v.lo < lowest or (lowest == 0.0 and name.startswith("log") and v.lo <= 0):
+        return None
+    try:
+        return _num(f(v.lo), f(v.hi), False)
+    except (OverflowError, ValueError):
+        return None
+
+
+#: the interval rule of each node type a selection may hold (others give unknown)
+_INTERVAL_RULES: dict[type[ast.AST], Callable[[Any, _Stats], _Value]] = {
+    ast.Name: _name_interval,
+    ast.Constant: _constant_interval,
+    ast.BoolOp: _boolop_interval,
+    ast.UnaryOp: _unaryop_interval,
+    ast.BinOp: _binop_interval,
+    ast.Compare: _compare_interval,
+    ast.Call: _call_interval,
+}
+
+
+def _compare(op: type[ast.cmpop], a: _Num | None, b: _Num | None) -> tuple[bool, bool]:
     """(can be true, can be false) of ``a op b`` over intervals."""
     if a is None or b is None:
         return (True, True)
-    alo, ahi, blo, bhi = a[1], a[2], b[1], b[2]
-    if not (a[3] and b[3]):  # floats: rounding may make strict order an equality
+    alo, ahi, blo, bhi = a.lo, a.hi, b.lo, b.hi
+    if not (a.exact and b.exact):  # floats: rounding may make strict order an equality
         if op in (ast.Lt, ast.LtE):
             return (alo <= bhi, ahi >= blo)
         if op in (ast.Gt, ast.GtE):

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from dastrax.core import times
 from dastrax.core.lineage import DataKey, canonical, deterministic_hash
@@ -23,13 +29,37 @@ from dastrax.errors import (
 from dastrax.load import openindex
 from dastrax.load.plan import Resolved, Source, gc_paused
 from dastrax.runs.catalog import Catalog
-from dastrax.runs.superruns import flat_fingerprint
+from dastrax.runs.superruns import flat_fingerprint, superrun_document
 from dastrax.storage import StorageList, StoredGroup
 
-__all__ = ["Resolved", "Resolver", "intersect_ranges"]
+__all__ = ["PartialResolved", "Resolved", "Resolver", "intersect_ranges"]
 
 #: where a snapshot keeps the lineage memo (beside run ids and flattened superruns)
 _KEYS = ("lineage keys",)
+#: warnings point at the first line outside the package (the user's call)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Entry(NamedTuple):
+    """One source of a load, planned."""
+
+    label: str  # the run id asked for
+    run: str  # the run read: the label itself, or a subrun of it
+    ranges: np.ndarray | None  # (k, 2) windows to read, or None for everything
+    subrun: int  # index of its (first) subrun in the load's subrun list
+    keys: dict[str, DataKey] | None  # a stored superrun's key of each target, else None
+
+
+@dataclass
+class PartialResolved(Resolved):
+    """A load that skipped subruns whose data is missing (the context option
+    ``allow_incomplete``): ``skipped`` ``{superrun: [subrun, ...]}`` and ``documents``
+    ``{superrun: its run document as if defined without them}``
+    (:meth:`Resolver.loaded_document`). The subrun list stays the superrun's (row codes
+    keep their meaning); the skipped subruns have no rows."""
+
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def intersect_ranges(ranges, time_range):
@@ -211,8 +241,8 @@ class Resolver:
             return self._resolve(run_ids, targets, time_range, check_lineage, make, **kwargs)
         if manifests is not None:
             return self._manifested(manifests, run_ids, names, check_lineage, make, **kwargs)
-        before = self.storage.change_stamp()
-        if before is None:
+        before = None if folder is None else self.storage.change_stamp()
+        if folder is None or before is None:
             return self._resolve(run_ids, targets, time_range, check_lineage, make, **kwargs)
         hashes = [self.registry.key(run_ids, t).lineage_hash for t in names]
         flags = [check_lineage, kwargs.get("stored", True)]
@@ -223,7 +253,8 @@ class Resolver:
             if res is not None:
                 return res
         res = self._resolve(run_ids, targets, time_range, check_lineage, make, **kwargs)
-        if settled and len(res.sources) >= openindex.MIN_SOURCES:
+        # (a load that skipped missing subruns is not the superrun's: never indexed)
+        if settled and len(res.sources) >= openindex.MIN_SOURCES and _complete(res):
             after = self.storage.change_stamp()
             if after is not None and after[0] == before[0]:
                 openindex.save(folder, key, res, self.storage, before[0])
@@ -242,7 +273,11 @@ class Resolver:
             return res
         docs = openindex.run_signatures(self.storage, [label])
         res = self._resolve(label, targets, None, check_lineage, make, **kwargs)
-        if len(res.sources) >= openindex.MIN_SOURCES and not any(s.stored for s in res.sources):
+        if (
+            len(res.sources) >= openindex.MIN_SOURCES
+            and not any(s.stored for s in res.sources)
+            and _complete(res)
+        ):
             keys = self._superrun_keys(label, targets, self.flat(label)) or {}
             absent = [str(k) for k in keys.values()]
             openindex.save(folder, key, res, self.storage, None, absent, docs)
@@ -274,14 +309,15 @@ class Resolver:
 
     def _resolve(
         self,
-        run_ids,
-        targets,
-        time_range=None,
+        run_ids: str | Sequence[str] | np.ndarray,
+        targets: str | Sequence[str],
+        time_range: object = None,
         check_lineage: bool = True,
         make: bool | None = True,
         progress: bool = False,
         stored: bool = True,
         from_subrun: int = 0,
+        incomplete: bool = False,
     ) -> Resolved:
         """Sources for loading ``targets`` of ``run_ids``, making what is missing
         (unless ``make`` is False: then missing data raises :class:`DataNotAvailable`
@@ -289,98 +325,234 @@ class Resolver:
         of runs that exist, else raises :class:`RunNotFound`). With ``stored=False`` superruns are
         loaded from their subruns even where they are stored; with ``from_subrun``, a
         superrun's first subruns are listed but not resolved (an extension's persist
-        reads their rows from the old copy)."""
-        if isinstance(targets, str):
-            targets = [targets]
-        targets = list(dict.fromkeys(targets))
+        reads their rows from the old copy). With ``incomplete`` (the context option
+        ``allow_incomplete``; not with ``make=True``), subruns of a superrun whose data is
+        missing are skipped, with a warning, instead of made (see :meth:`_skip_missing`):
+        the result is then a :class:`PartialResolved`."""
+        targets = [targets] if isinstance(targets, str) else list(dict.fromkeys(targets))
         if not targets:
             raise InvalidRequest("no target data type given")
         runs = _run_list(run_ids)
-        time_range = None if time_range is None else times.time_range(time_range)
+        window = None if time_range is None else times.time_range(time_range)
         kind = self.same_kind(targets, runs[0])
+        plan, subruns = self._plan(runs, targets, window, stored, from_subrun)
+        keys, found, missing = self._look_up(plan, targets)
+        documents: dict[str, dict[str, Any]] = {}
+        if missing and incomplete and make is not True:
+            plan, missing, documents = self._skip_missing(plan, missing, keys)
+        if missing:  # made all runs together
+            self._make_missing(missing, keys, make, progress)
+        sources = self._sources(plan, targets, keys, found, check_lineage)
+        dtype = None
+        if not sources and targets[0] in self.registry.plugins:
+            dtype = self.registry.plugin(targets[0], "0").dtype
+        if not documents:
+            return Resolved(sources, subruns, targets, kind, dtype)
+        skipped = {label: list(doc["skipped_subruns"]) for label, doc in documents.items()}
+        return PartialResolved(
+            sources, subruns, targets, kind, dtype, skipped=skipped, documents=documents
+        )
 
-        # one plan entry per source: (label, run, ranges, subrun index, stored superrun?)
-        plan, subruns = [], []
+    def _plan(
+        self,
+        runs: list[str],
+        targets: list[str],
+        time_range: tuple[int, int] | None,
+        stored: bool,
+        from_subrun: int,
+    ) -> tuple[list[_Entry], list[str]]:
+        """One entry per source of the load, in order, and the flattened subrun list."""
+        plan: list[_Entry] = []
+        subruns: list[str] = []
         for label in runs:
             if is_superrun_id(label):
-                flat = self.flat(label)
-                keys = self._superrun_keys(label, targets, flat)
-                groups = [self.find(k, flat) for k in keys.values()] if keys else []
-                groups = groups if stored else []
-                if groups and all(groups):
-                    plan.append(
-                        (label, label, intersect_ranges(None, time_range), len(subruns), keys)
-                    )
-                    subruns.extend(groups[0].meta["subruns"])
-                    continue
-                first = len(subruns) + from_subrun
-                for sub, ranges in flat:
-                    if len(subruns) < first:
-                        subruns.append(sub)
-                        continue
-                    ranges = None if _is_all(ranges) else ranges
-                    cut = intersect_ranges(ranges, time_range)
-                    if self._touches(cut, ranges, sub, time_range) or self._rows_touch(
-                        sub, targets, time_range
-                    ):
-                        # (stored data is looked at whatever its run document says: rows
-                        # may lie outside it, e.g. documents in seconds and rows in ns)
-                        plan.append((label, sub, cut, len(subruns), None))
-                    subruns.append(sub)
+                self._plan_superrun(label, targets, time_range, stored, from_subrun, plan, subruns)
             else:
-                plan.append((label, label, intersect_ranges(None, time_range), len(subruns), None))
+                plan.append(
+                    _Entry(label, label, intersect_ranges(None, time_range), len(subruns), None)
+                )
                 subruns.append(label)
+        return plan, subruns
 
-        # make what is missing, all runs together
+    def _plan_superrun(
+        self,
+        label: str,
+        targets: list[str],
+        time_range: tuple[int, int] | None,
+        stored: bool,
+        from_subrun: int,
+        plan: list[_Entry],
+        subruns: list[str],
+    ) -> None:
+        """Add superrun ``label`` to ``plan`` and ``subruns``: its stored copy (if
+        ``stored`` and every target has one), else those of its subruns that have
+        something in the time range (all of them listed in ``subruns``)."""
+        flat = self.flat(label)
+        keys = self._superrun_keys(label, targets, flat)
+        groups = [self.find(k, flat) for k in keys.values()] if keys else []
+        present = [g for g in groups if g is not None] if stored else []
+        if keys and present and len(present) == len(groups):
+            plan.append(
+                _Entry(label, label, intersect_ranges(None, time_range), len(subruns), keys)
+            )
+            subruns.extend(present[0].meta["subruns"])
+            return
+        first = len(subruns) + from_subrun
+        for sub, spec in flat:
+            if len(subruns) < first:
+                subruns.append(sub)
+                continue
+            ranges = None if _is_all(spec) else spec
+            cut = intersect_ranges(ranges, time_range)
+            if self._touches(cut, ranges, sub, time_range) or self._rows_touch(
+                sub, targets, time_range
+            ):
+                # (stored data is looked at whatever its run document says: rows
+                # may lie outside it, e.g. documents in seconds and rows in ns)
+                plan.append(_Entry(label, sub, cut, len(subruns), None))
+            subruns.append(sub)
+
+    def _look_up(
+        self, plan: list[_Entry], targets: list[str]
+    ) -> tuple[dict[tuple[str, str], DataKey], dict[str, StoredGroup], dict[str, list[str]]]:
+        """``(keys, found, missing)`` of the runs read: the key of each ``(run, target)``,
+        the stored groups found by key, and ``{run: [target, ...]}`` not stored."""
         keys: dict[tuple[str, str], DataKey] = {}
         found: dict[str, StoredGroup] = {}
         missing: dict[str, list[str]] = {}
-        for _label, run, _ranges, _i, sr_keys in plan:
-            if sr_keys:
+        for entry in plan:
+            if entry.keys:
                 continue
             for t in targets:
-                key = keys.setdefault((run, t), self.regular_key(run, t))
+                key = keys.setdefault((entry.run, t), self.regular_key(entry.run, t))
                 group = self.storage.find(str(key))
                 if group is None:
-                    missing.setdefault(run, []).append(t)
+                    missing.setdefault(entry.run, []).append(t)
                 else:
                     found[str(key)] = group
-        if missing:
-            if make is False:
-                raise self.not_stored(missing, keys)
-            if make is None:  # a load: runs nothing knows are typos (SEMANTICS.md)
-                self.refuse_unknown(missing)
-            self.make(list(missing.items()), progress)
+        return keys, found, missing
 
+    def _make_missing(
+        self,
+        missing: dict[str, list[str]],
+        keys: dict[tuple[str, str], DataKey],
+        make: bool | None,
+        progress: bool,
+    ) -> None:
+        """Make ``missing`` (all runs together), as ``make`` says."""
+        if make is False:
+            raise self.not_stored(missing, keys)
+        if make is None:  # a load: runs nothing knows are typos (SEMANTICS.md)
+            self.refuse_unknown(missing)
+        self.make(list(missing.items()), progress)
+
+    def _skip_missing(
+        self,
+        plan: list[_Entry],
+        missing: dict[str, list[str]],
+        keys: dict[tuple[str, str], DataKey],
+    ) -> tuple[list[_Entry], dict[str, list[str]], dict[str, dict[str, Any]]]:
+        """``allow_incomplete``: the subruns of superruns whose data is missing are left
+        out of ``plan`` (a run also asked for by itself is made as usual), with a
+        :class:`UserWarning` per superrun naming them and the data types.
+
+        Returns the plan, what is still to be made, and ``{superrun: its document
+        without the skipped subruns}`` (:meth:`loaded_document`).
+
+        Raises
+        ------
+        DataNotAvailable
+            A superrun none of whose subruns in the load has its data stored.
+        """
+        direct = {e.run for e in plan if not is_superrun_id(e.label)}
+        skip = {run for run in missing if run not in direct}
+        skipped: dict[str, list[str]] = {}
+        kept: list[_Entry] = []
+        for entry in plan:
+            if is_superrun_id(entry.label) and entry.run in skip:
+                skipped.setdefault(entry.label, []).append(entry.run)
+            else:
+                kept.append(entry)
+        documents = {}
+        for label, subs in skipped.items():
+            gone = {s: missing[s] for s in subs}
+            if not any(e.label == label for e in kept):
+                error = self.not_stored(gone, keys)
+                raise DataNotAvailable(
+                    f"superrun {label!r}: none of its {len(subs)} subrun(s) in this load has "
+                    f"its data stored, and allow_incomplete=True does not make it: {error}"
+                )
+            documents[label] = self.loaded_document(label, subs)
+            self._warn_skipped(label, gone, documents[label]["livetime"])
+        return kept, {r: ts for r, ts in missing.items() if r not in skip}, documents
+
+    def _warn_skipped(self, label: str, gone: dict[str, list[str]], loaded: float) -> None:
+        """The warning of a load that skips the subruns ``gone`` of superrun ``label``
+        (``{subrun: [missing data type, ...]}``), holding ``loaded`` s of livetime."""
+        types = ", ".join(dict.fromkeys(t for ts in gone.values() for t in ts))
+        subs = list(gone)
+        shown = ", ".join(repr(s) for s in subs[:10]) + (
+            f" and {len(subs) - 10} more" if len(subs) > 10 else ""
+        )
+        total = self.catalog.run_metadata(label).get("livetime")
+        of_total = f" of {total:.6g} s" if isinstance(total, (int, float)) else ""
+        warnings.warn(
+            f"superrun {label!r}: {types} is missing for {len(subs)} of its "
+            f"{len(self.flat(label))} subruns ({shown}); allow_incomplete=True skips them "
+            f"(nothing is made): the load holds the rest, livetime {loaded:.6g} s{of_total}",
+            UserWarning,
+            skip_file_prefixes=(_PACKAGE,),
+        )
+
+    def loaded_document(self, label: str, skipped: Iterable[str]) -> dict:
+        """Superrun ``label``'s run document as if defined without the subruns
+        ``skipped`` (an ``allow_incomplete`` load's): ``start``/``end`` their hull and
+        ``livetime`` their sum (as :meth:`dastrax.Context.define_run` computes them), and
+        ``skipped_subruns``."""
+        left_out = list(dict.fromkeys(skipped))
+        gone = set(left_out)
+        flat = [(run, ranges) for run, ranges in self.flat(label) if run not in gone]
+        spec = {r: v if isinstance(v, str) else as_windows(v).tolist() for r, v in flat}
+        doc, _attachments = superrun_document(
+            label, spec, flat, self.catalog.run_metadata, compact_above=None
+        )
+        doc["skipped_subruns"] = left_out
+        return doc
+
+    def _sources(
+        self,
+        plan: list[_Entry],
+        targets: list[str],
+        keys: dict[tuple[str, str], DataKey],
+        found: dict[str, StoredGroup],
+        check_lineage: bool,
+    ) -> list[Source]:
+        """The sources of ``plan``: each entry's stored groups, their lineage checked."""
         sources = []
         wanted: dict[str, object] = {}  # canonical lineage of each distinct requested hash
-        for label, run, ranges, i, sr_keys in plan:
+        for entry in plan:
             groups = []
             for t in targets:
-                key = sr_keys[t] if sr_keys else keys[(run, t)]
+                key = entry.keys[t] if entry.keys else keys[(entry.run, t)]
                 group = found.get(str(key)) or self.find(key)
                 if group is None:
                     raise DataNotAvailable(f"{key} is not stored and could not be made")
                 if key.lineage_hash not in wanted:
                     wanted[key.lineage_hash] = canonical(key.lineage)
-                stored_lineage = group.meta.get("lineage")
-                if (
-                    check_lineage
-                    and stored_lineage != wanted[key.lineage_hash]
-                    and canonical(stored_lineage) != wanted[key.lineage_hash]
-                ):
-                    raise LineageMismatch(
-                        f"stored {t} of run {run!r} ({key}) was made with lineage "
-                        f"{deterministic_hash(canonical(group.meta.get('lineage')))}, but "
-                        f"lineage {deterministic_hash(canonical(key.lineage))} is requested; "
-                        f"make it again, or {advice('check_lineage')}"
-                    )
+                if check_lineage:
+                    _check_lineage(entry.run, t, key, group, wanted[key.lineage_hash])
                 groups.append((t, group))
-            sources.append(Source(run, label, tuple(groups), i, ranges, bool(sr_keys)))
-        dtype = None
-        if not sources and targets[0] in self.registry.plugins:
-            dtype = self.registry.plugin(targets[0], "0").dtype
-        return Resolved(sources, subruns, targets, kind, dtype)
+            sources.append(
+                Source(
+                    entry.run,
+                    entry.label,
+                    tuple(groups),
+                    entry.subrun,
+                    entry.ranges,
+                    bool(entry.keys),
+                )
+            )
+        return sources
 
     def refuse_unknown(self, missing: dict[str, list[str]]) -> None:
         """Raise :class:`RunNotFound` for the first run of ``missing`` that has no run
@@ -450,10 +622,10 @@ class Resolver:
         flat = flat if flat is not None else self.flat(key.run_id)
         plain = self.regular_key(flat[0][0], key.data_type).lineage_hash
         group = self.storage.find(f"{key.run_id}-{key.data_type}-{plain}")
-        strax = "strax_version" in (group.meta if group else {}) or (
-            (group.meta.get("imported_from") or {}).get("format") == "strax" if group else False
-        )
-        if not strax:
+        if group is None or not (
+            "strax_version" in group.meta
+            or (group.meta.get("imported_from") or {}).get("format") == "strax"
+        ):
             return None
         return group if list(group.meta.get("subruns") or []) == [s for s, _ in flat] else None
 
@@ -480,6 +652,23 @@ class Resolver:
         except RunMetadataNotAvailable:
             return True
         return doc["start"] < time_range[1] and doc["end"] > time_range[0]
+
+
+def _check_lineage(run: str, t: str, key: DataKey, group: StoredGroup, wanted: object) -> None:
+    """Refuse stored ``group`` of ``key`` if its lineage is not the ``wanted`` one."""
+    stored_lineage = group.meta.get("lineage")
+    if stored_lineage != wanted and canonical(stored_lineage) != wanted:
+        raise LineageMismatch(
+            f"stored {t} of run {run!r} ({key}) was made with lineage "
+            f"{deterministic_hash(canonical(stored_lineage))}, but "
+            f"lineage {deterministic_hash(canonical(key.lineage))} is requested; "
+            f"make it again, or {advice('check_lineage')}"
+        )
+
+
+def _complete(res: Resolved) -> bool:
+    """Whether ``res`` loads every subrun (skipped none for ``allow_incomplete``)."""
+    return not isinstance(res, PartialResolved)
 
 
 def _is_all(ranges) -> bool:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from types import SimpleNamespace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -32,14 +33,29 @@ from dastrax.core.lineage import DataKey, canonical, deterministic_hash
 from dastrax.core.names import is_superrun_id, validate_run_id
 from dastrax.core.plugin import chunk_rows
 from dastrax.core.plugins import PluginRegistry
+from dastrax.core.scheduling import Scheduler
 from dastrax.core.wholerun import apply_summaries, summary_graph
-from dastrax.errors import DastraxError, InvalidRequest, LineageMismatch, PluginError, advice
+from dastrax.errors import (
+    DastraxError,
+    DataNotAvailable,
+    InvalidRequest,
+    LineageMismatch,
+    PluginError,
+    advice,
+)
 from dastrax.load import plan as loader
 from dastrax.load.plan import Piece, Resolved, Source, end_fields, group_of
-from dastrax.load.resolver import Resolver, intersect_ranges
+from dastrax.load.requests import LoadRequest
+from dastrax.load.resolver import PartialResolved, Resolver, intersect_ranges
 from dastrax.runs.superruns import flat_fingerprint
+from dastrax.storage import GroupWriter
+from dastrax.storage.grid import buffer_rows
 from dastrax.write import persist
 from dastrax.write.make import _validate
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from dask.typing import Key
 
 __all__ = [
     "JoinLoad",
@@ -51,6 +67,10 @@ __all__ = [
     "plan",
     "resolve",
 ]
+
+
+#: run ids as loads take them: one, a list, or an array of them
+RunIds = str | Sequence[str] | np.ndarray
 
 
 # --------------------------------------------------------------------------------------
@@ -168,6 +188,10 @@ class JoinWork:
     dtypes: dict[str, np.dtype]  # dtype of every type
     chunks: list[tuple[int, int, int, dict]]  # (subrun index, start, end, {base: Piece})
     subruns: list[str]
+    #: subruns left out, their data missing (``allow_incomplete``)
+    skipped: list[str] = field(default_factory=list)
+    #: the superrun's run document the plugins see (without the skipped subruns)
+    document: dict | None = None
 
     @property
     def intervals(self) -> list[tuple[int, int]]:
@@ -175,10 +199,19 @@ class JoinWork:
 
 
 def build_join(
-    resolver: Resolver, name: str, targets, flat, check_lineage=True, make=True, progress=False
+    resolver: Resolver,
+    name: str,
+    targets,
+    flat,
+    check_lineage=True,
+    make=True,
+    progress=False,
+    incomplete: bool = False,
 ) -> JoinWork:
     """The join of superrun ``name`` for ``targets``: bases made where missing, then
-    their pieces (metadata only) aligned into join chunks."""
+    their pieces (metadata only) aligned into join chunks. With ``incomplete`` (the
+    context option ``allow_incomplete``), subruns missing any base are left out (the
+    resolver warns) and the plugins see the superrun's document without them."""
     registry = resolver.registry
     computed, bases = plan(registry, targets)
     kinds = {b: resolver.data_kind(b, name) for b in bases}
@@ -188,17 +221,29 @@ def build_join(
     dtypes: dict[str, np.dtype] = {}
     aligned: dict[tuple[int, int, int], dict[str, Piece]] = {}
     subruns: list[str] = []
+    skipped: list[str] = []
     for group in by_kind.values():
         res = resolver.resolve(
-            [name], group, None, check_lineage, make=make, progress=progress, stored=False
+            [name],
+            group,
+            None,
+            check_lineage,
+            make=make,
+            progress=progress,
+            stored=False,
+            incomplete=incomplete,
         )
         subruns = res.subruns
+        if isinstance(res, PartialResolved):
+            skipped += [s for s in res.skipped.get(name, []) if s not in skipped]
         for b in group:
             dtypes[b] = _dtype_of(resolver, b, res)
         for p in res.pieces():
             slot = aligned.setdefault((p.start, p.end, p.source.subrun), {})
             for b in group:
                 slot[b] = p
+    if skipped:  # (a subrun skipped for one base is left out for all)
+        aligned = _without(aligned, name, subruns, skipped, bases)
     chunks = [(i, s, e, pieces) for (s, e, i), pieces in sorted(aligned.items())]
     for (_i, _s, prev_end, _p), (_j, s, _e, _q) in zip(chunks, chunks[1:]):
         if s < prev_end:
@@ -207,13 +252,39 @@ def build_join(
                 "(their chunks overlap), so they cannot be joined chunk by chunk; make them "
                 "with the same plugins, or pass combining=True"
             )
-    doc = resolver.catalog.run_metadata(name)
+    if skipped:
+        doc = resolver.loaded_document(name, skipped)
+    else:
+        doc = resolver.catalog.run_metadata(name)
     plugins = registry.plugins_for(computed, name)
     for dt, plugin in plugins.items():
         plugin._run_doc = doc
-        kinds[dt] = plugin.data_kind
+        kinds[dt] = registry.data_kind(dt)  # (what the registry set on the plugin)
         dtypes[dt] = plugin.dtype
-    return JoinWork(name, computed, bases, plugins, kinds, dtypes, chunks, subruns)
+    return JoinWork(name, computed, bases, plugins, kinds, dtypes, chunks, subruns, skipped, doc)
+
+
+def _without(
+    aligned: dict[tuple[int, int, int], dict[str, Piece]],
+    name: str,
+    subruns: list[str],
+    skipped: list[str],
+    bases: list[str],
+) -> dict[tuple[int, int, int], dict[str, Piece]]:
+    """The join's ``aligned`` pieces without those of the ``skipped`` subruns.
+
+    Raises
+    ------
+    DataNotAvailable
+        Every subrun is skipped (for one base or another).
+    """
+    gone = {i for i, s in enumerate(subruns) if s in set(skipped)}
+    if len(gone) == len(subruns):
+        raise DataNotAvailable(
+            f"superrun {name!r}: every subrun lacks some of {', '.join(bases)}, and "
+            "allow_incomplete=True does not make them; make them, or load with make=True"
+        )
+    return {k: v for k, v in aligned.items() if k[2] not in gone}
 
 
 def _dtype_of(resolver: Resolver, data_type: str, res: Resolved) -> np.dtype:
@@ -290,7 +361,7 @@ class JoinLoad:
     targets: list[str]
     data_kind: str
     time_range: tuple[int, int] | None
-    scheduler: object
+    scheduler: Scheduler
 
     @property
     def subruns(self) -> list[str]:
@@ -307,8 +378,8 @@ class JoinLoad:
         out: dict[str, tuple[str, np.dtype]] = {}
         for t in self.targets:
             dtype = self.work.dtypes[t]
-            for n in dtype.names:
-                out.setdefault(n, (t, dtype.fields[n][0]))
+            for n in dtype.names or ():
+                out.setdefault(n, (t, dtype[n]))
         if columns is None:
             return out
         unknown = [c for c in columns if c not in out]
@@ -345,9 +416,16 @@ class JoinLoad:
         return picked, tasks, dtype
 
 
+#: what a load reads: stored data (a stored join included), or a join to compute
+Load = Resolved | JoinLoad
+
+
 def _titled(dtype: np.dtype, name: str):
     """``name``, with its title in ``dtype`` if it has one (as stored data keeps it)."""
-    title = dtype.fields[name][2:] if name in dtype.names else ()
+    fields = dtype.fields
+    if fields is None or name not in (dtype.names or ()):
+        return name
+    title = fields[name][2:]
     return (title[0], name) if title else name
 
 
@@ -368,9 +446,19 @@ def _rows(work, j, start, end, summaries, targets, cols, dtype, time_range) -> n
     return out
 
 
-def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
+def resolve(
+    resolver: Resolver,
+    scheduler: Scheduler,
+    run_ids: RunIds,
+    targets: str | Sequence[str],
+    req: LoadRequest,
+    allow_incomplete: bool = False,
+) -> Load:
     """What a load of ``targets`` of ``run_ids`` reads: a :class:`loader.Resolved` (stored
-    data, a stored join included), or a :class:`JoinLoad` computed over a join.
+    data, a stored join included), or a :class:`JoinLoad` computed over a join. With
+    ``allow_incomplete`` (the context option) and no ``make=True``, subruns of superruns
+    whose data is missing are skipped with a warning (a :class:`PartialResolved`, or a
+    join without them) instead of made.
 
     Raises
     ------
@@ -398,8 +486,15 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
                 "which is done for one superrun at a time: load each superrun on its own, or "
                 "pass combining=True to concatenate"
             )
-    if not uses_join(registry, run_ids, targets, req.combining):
-        res = resolver.resolve(run_ids, targets, req.time_range, req.check_lineage, make=req.make)
+    if not isinstance(run_ids, str) or not uses_join(registry, run_ids, targets, req.combining):
+        res = resolver.resolve(
+            run_ids,
+            targets,
+            req.time_range,
+            req.check_lineage,
+            make=req.make,
+            incomplete=allow_incomplete,
+        )
         res.selection = req.selection
         return res
     name = run_ids
@@ -412,8 +507,9 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
         time_range = times.time_range(time_range)
     if all(allows(registry, t) for t in targets):
         keys = {t: join_key(resolver, name, t, flat) for t in targets}
-        groups = [(t, resolver.storage.find(str(k))) for t, k in keys.items()]
-        if all(g is not None for _t, g in groups):
+        found = {t: resolver.storage.find(str(k)) for t, k in keys.items()}
+        groups = [(t, g) for t, g in found.items() if g is not None]
+        if len(groups) == len(found):
             for t, g in groups:
                 _check_stored_lineage(g, keys[t], req.check_lineage)
             source = Source(name, name, tuple(groups), 0, intersect_ranges(None, time_range), True)
@@ -423,7 +519,16 @@ def resolve(resolver: Resolver, scheduler, run_ids, targets, req):
             f"selection= is not applied to {', '.join(targets)} computed over the joined "
             f"subruns of {name}; load with combining=True, or select in the result"
         )
-    work = build_join(resolver, name, targets, flat, req.check_lineage, req.make, req.progress)
+    work = build_join(
+        resolver,
+        name,
+        targets,
+        flat,
+        req.check_lineage,
+        req.make,
+        req.progress,
+        incomplete=allow_incomplete,
+    )
     return JoinLoad(work, targets, kind, time_range, scheduler)
 
 
@@ -437,7 +542,13 @@ def _check_stored_lineage(group, k: DataKey, check: bool) -> None:
         )
 
 
-def array(scheduler, res, columns, labels: bool, progress: bool) -> np.ndarray:
+def array(
+    scheduler: Scheduler,
+    res: Load,
+    columns: Sequence[str] | None,
+    labels: bool,
+    progress: bool,
+) -> np.ndarray:
     """``loader.array`` for stored loads; the join's rows in time order otherwise."""
     if isinstance(res, Resolved):
         return loader.array(scheduler, res, columns, labels, progress)
@@ -450,7 +561,9 @@ def array(scheduler, res, columns, labels: bool, progress: bool) -> np.ndarray:
     return np.concatenate(blocks)
 
 
-def iter_chunks(scheduler, res, columns=None):
+def iter_chunks(
+    scheduler: Scheduler, res: Load, columns: Sequence[str] | None = None
+) -> Iterator[Chunk]:
     """``loader.iter_chunks`` for stored loads; one :class:`Chunk` per join chunk (run id
     the superrun, ``subruns`` naming its one subrun) otherwise."""
     if isinstance(res, Resolved):
@@ -466,7 +579,12 @@ def iter_chunks(scheduler, res, columns=None):
         yield Chunk(data, s, e, res.work.name, data_type, subruns)
 
 
-def dataset(res, columns=None, run_id=None, chunks="auto"):
+def dataset(
+    res: Load,
+    columns: Sequence[str] | None = None,
+    run_id: str | Sequence[str] | None = None,
+    chunks: str | int | Mapping[str, str | int] | None = "auto",
+) -> xr.Dataset:
     """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
     blocks compute the join's chunks. Row counts come from the bases' metadata where a
     target has a base's data kind (types of one kind share rows) and no time range cuts;
@@ -476,7 +594,10 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
     from dask.highlevelgraph import HighLevelGraph
 
     if isinstance(res, Resolved):
-        return loader.dataset(res, columns, run_id, chunks)
+        ds = loader.dataset(res, columns, run_id, chunks)
+        if isinstance(res, PartialResolved):
+            ds.attrs.update(_incomplete_attrs(list(res.documents.values()), run_id))
+        return ds
     work = res.work
     picked, tasks, dtype = res.tasks(columns)
     base = next((b for b in work.bases if work.kinds[b] == res.data_kind), None)
@@ -490,28 +611,45 @@ def dataset(res, columns=None, run_id=None, chunks="auto"):
         sub = dtype.fields[name][0]
         gname = f"{name}-join-{uuid.uuid4().hex}"
         zeros = (0,) * sub.ndim
-        dsk = {(gname, k, *zeros): (_field, t.key, name) for k, t in enumerate(tasks)}
+        dsk: dict[Key, tuple[object, ...]] = {
+            (gname, k, *zeros): (_field, t.key, name) for k, t in enumerate(tasks)
+        }
         if not tasks:
             dsk = {(gname, 0, *zeros): (np.empty, (0, *sub.shape), sub.base)}
         graph = HighLevelGraph.from_collections(gname, dsk, dependencies=tasks)
-        chunks = (tuple(counts) or (0,), *((s,) for s in sub.shape))
-        arr = da.Array(graph, gname, chunks, meta=np.empty((0,) * (1 + sub.ndim), sub.base))
+        blocks = (tuple(counts) or (0,), *((s,) for s in sub.shape))
+        arr = da.Array(graph, gname, blocks, meta=np.empty((0,) * (1 + sub.ndim), sub.base))
         t = res.columns(columns)[name][0]
         dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
-        attrs = loader.variable_attrs(work.dtypes[t], name)
-        data_vars[name] = xr.Variable(dims, arr, attrs=attrs)
+        data_vars[name] = xr.Variable(dims, arr, attrs=loader.variable_attrs(work.dtypes[t], name))
     subrun = np.concatenate(
         [np.full(n, work.chunks[j][0], np.int32) for j, n in zip(picked, counts)]
         or [np.zeros(0, np.int32)]
     )
-    attrs = {
+    attrs: dict[str, object] = {  # (the Dataset's)
         "run_id": run_id,
         "data_types": res.targets,
         "data_kind": kind,
         "subruns": work.subruns,
         "computed_over": "joined subruns",
     }
+    if work.skipped and work.document is not None:
+        attrs.update(_incomplete_attrs([work.document], run_id))
     return loader.labelled(data_vars, subrun, work.subruns, attrs)
+
+
+def _incomplete_attrs(
+    documents: list[dict], run_id: str | Sequence[str] | None
+) -> dict[str, object]:
+    """The attributes of a load that skipped subruns (``allow_incomplete``):
+    ``skipped_subruns``, and for a load of one superrun the ``livetime`` (s) of the
+    subruns it holds."""
+    attrs: dict[str, object] = {
+        "skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]
+    }
+    if isinstance(run_id, str) and len(documents) == 1:
+        attrs["livetime"] = documents[0]["livetime"]
+    return attrs
 
 
 def _n(piece) -> int:
@@ -525,7 +663,12 @@ def _field(rows: np.ndarray, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # making and storing
 # --------------------------------------------------------------------------------------
-def make_requests(resolver: Resolver, run_id_or_ids, targets: list[str], combining=False):
+def make_requests(
+    resolver: Resolver,
+    run_id_or_ids: str | Sequence[str],
+    targets: list[str],
+    combining: bool = False,
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """``([(run_id, targets), ...], superruns)`` for ``make``: superruns become their
     subruns, asked for ``targets`` — or, for a superrun computed over its join, for the
     join's (registered) bases. Unknown data types are refused before anything is made."""
@@ -553,11 +696,11 @@ def make_requests(resolver: Resolver, run_id_or_ids, targets: list[str], combini
 
 def persist_superrun(
     resolver: Resolver,
-    scheduler,
+    scheduler: Scheduler,
     name: str,
     targets: list[str],
     chunk_target_size_mb: float,
-    compressor,
+    compressor: dict,
     progress: bool = False,
     overwrite: bool = False,
     make: bool = True,
@@ -605,41 +748,47 @@ def persist_superrun(
 class _Carry:
     """The state of one stored type's write chain (immutable, picklable)."""
 
-    app: object  # the GroupWriter, arrays created with the total row count
+    app: GroupWriter  # arrays created with the total row count
     written: int  # rows written to whole zarr chunks
     tail: np.ndarray | None  # rows (with 'subrun') waiting for a whole zarr chunk
 
 
-def _write_chunk(carry: _Carry, results: dict, dt: str, j, sub_i, name, n):
-    """Append join chunk ``j``'s rows of ``dt`` (``n`` of them, as counted) to the chain."""
+def _write_chunk(
+    carry: _Carry, results: dict, dt: str, j: int, sub_i: int, name: str, n: int
+) -> _Carry:
+    """Append join chunk ``j``'s rows of ``dt`` (``n`` of them, as counted) to the chain:
+    whole zarr chunks written as soon as they are there (the writers' buffer,
+    :func:`~dastrax.storage.grid.buffer_rows`)."""
     data = results[dt]
     if len(data) != n:
         raise PluginError(
             f"{dt} of superrun {name!r} gave {len(data)} rows in chunk {j}, but {n} in the "
             "counting pass: its plugin must give the same rows every time"
         )
-    rows = np.empty(
-        len(data), [*[(f, data.dtype.fields[f][0]) for f in data.dtype.names], ("subrun", np.int32)]
-    )
-    for f in data.dtype.names:
+    names = data.dtype.names or ()
+    rows = np.empty(len(data), [*[(f, data.dtype[f]) for f in names], ("subrun", np.int32)])
+    for f in names:
         rows[f] = data[f]
     rows["subrun"] = sub_i
-    tail = rows if carry.tail is None else np.concatenate([carry.tail, rows])
     app, written = carry.app, carry.written
-    full = (len(tail) // app.chunk_rows) * app.chunk_rows
-    if full:
-        for f in rows.dtype.names:
-            app.array(f)[written : written + full] = tail[f][:full]
-        tail, written = tail[full:].copy(), written + full
+    _rows, whole, tail = buffer_rows(carry.tail, rows, app.chunk_rows)
+    if whole is not None:
+        _write_at(app, written, whole)
+        written += len(whole)
     return replace(carry, written=written, tail=tail)
 
 
+def _write_at(app: GroupWriter, lo: int, rows: np.ndarray) -> None:
+    """``rows`` written from row ``lo`` on, column by column."""
+    for f in rows.dtype.names or ():
+        app.array(f)[lo : lo + len(rows)] = rows[f]
+
+
 def _flush(carry: _Carry) -> _Carry:
+    """The chain's last rows (a partial zarr chunk) written."""
     if carry.tail is not None and len(carry.tail):
-        end = carry.written + len(carry.tail)
-        for f in carry.tail.dtype.names:
-            carry.app.array(f)[carry.written : end] = carry.tail[f]
-        return replace(carry, written=end, tail=None)
+        _write_at(carry.app, carry.written, carry.tail)
+        return replace(carry, written=carry.written + len(carry.tail), tail=None)
     return carry
 
 
@@ -666,15 +815,12 @@ def _join_tables(resolver, name, flat, work, todo, counted, size_mb) -> dict[str
         first = types[0]
         time = np.concatenate([c[first][0] for c in counted] or [np.zeros(0, np.int64)])
         end = np.concatenate([c[first][1] for c in counted] or [np.zeros(0, np.int64)])
-        spans = [
-            SimpleNamespace(n=len(c[first][0]), source=SimpleNamespace(subrun=sub_i))
-            for c, (sub_i, _s, _e, _p) in zip(counted, work.chunks)
-        ]
+        spans = [(len(c[first][0]), sub_i) for c, (sub_i, _s, _e, _p) in zip(counted, work.chunks)]
         start, stop = int(doc["start"]), int(doc["end"])
         if len(time):
             start, stop = min(start, int(time[0])), max(stop, int(end.max()))
         row_bytes = max(work.dtypes[dt].itemsize for dt in types)
-        table = persist.chunk_table(
+        table = persist.logical_chunks(
             spans, time, end, row_bytes, size_mb, start, stop, work.subruns, hulls, name
         )
         for dt in types:

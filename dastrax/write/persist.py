@@ -6,8 +6,12 @@ ranges' cuts, shifted rows, other codecs) is read and compressed again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import dask
 import numpy as np
+from dask.delayed import Delayed
 
 from dastrax.core.chunks import chunk_boundaries, endtime
 from dastrax.core.lineage import DataKey, canonical
@@ -17,6 +21,7 @@ from dastrax.load.plan import (
     MERGE_BYTES,
     Opaque,
     Piece,
+    Resolved,
     Source,
     assemble,
     end_fields,
@@ -25,9 +30,15 @@ from dastrax.load.plan import (
 )
 from dastrax.load.resolver import Resolver
 from dastrax.runs.superruns import flat_fingerprint
-from dastrax.storage import SupportsChunkCopy, shared_chunk_rows, zarr_chunk_rows
+from dastrax.storage import (
+    GroupWriter,
+    StoredGroup,
+    SupportsChunkCopy,
+    shared_chunk_rows,
+    zarr_chunk_rows,
+)
 
-__all__ = ["chunk_table", "persist_superrun"]
+__all__ = ["logical_chunks", "persist_superrun"]
 
 
 def _hulls(flat, run_doc) -> dict[str, tuple[int, int]]:
@@ -41,8 +52,8 @@ def _hulls(flat, run_doc) -> dict[str, tuple[int, int]]:
     return out
 
 
-def chunk_table(
-    pieces: list[Piece],
+def logical_chunks(
+    spans: Sequence[tuple[int, int]],
     time: np.ndarray,
     end: np.ndarray,
     row_bytes: int,
@@ -54,10 +65,14 @@ def chunk_table(
     name: str,
     align: int = 1,
 ) -> list[dict]:
-    """The stored chunks of a persisted superrun (SEMANTICS.md, "Stored superruns").
+    """The logical chunks of a persisted superrun (SEMANTICS.md, "Stored superruns"):
+    its chunk table, one dict a chunk (``chunk_i, start, end, row_start, n, first_time,
+    last_endtime, nbytes, run_id, subruns``).
 
-    Chunks hold a multiple of ``align`` rows (the zarr chunk rows) where the target size
-    allows, so that, rows not overlapping, logical chunks begin on zarr chunk boundaries.
+    ``spans``: ``(rows, subrun index)`` of each piece the rows come from, in order;
+    ``time``/``end`` the rows' times. Chunks hold a multiple of ``align`` rows (the zarr
+    chunk rows) where the target size allows, so that, rows not overlapping, logical
+    chunks begin on zarr chunk boundaries.
     """
     n = len(time)
     target_bytes = int(target_mb * 1e6)
@@ -67,8 +82,8 @@ def chunk_table(
     bounds = chunk_boundaries(time, end, row_bytes, target_bytes)
     starts = np.concatenate([[0], bounds]).astype(np.int64)
     stops = np.concatenate([bounds, [n]]).astype(np.int64)
-    piece_off = np.cumsum([0] + [p.n for p in pieces])
-    piece_sub = [p.source.subrun for p in pieces]
+    piece_off = np.cumsum([0] + [n for n, _sub in spans])
+    piece_sub = [sub for _n, sub in spans]
     table = []
     for k, (r0, r1) in enumerate(zip(starts.tolist(), stops.tolist())):
         cs = sr_start if k == 0 else int(time[r0])
@@ -147,8 +162,77 @@ def _persist_superrun(
     kind = resolver.same_kind(targets, name)
     # the stored copy of the definition this one extends: its rows are not read again
     base = None if overwrite else _extends(storage, name, targets, flat, keys)
-    n_old_subruns = len(base[targets[0]].meta["subruns"]) if base is not None else 0
-    # loaded from the subruns (with overwrite: not from the copy being replaced)
+    resolved = _resolve_subruns(resolver, name, keys, flat, base, progress, overwrite, make)
+    if resolved is None:
+        return list(keys.values())  # another process persisted it meanwhile
+    sources = resolved.sources
+    if base is not None:  # rows of the old definition: from its stored copy, as they are
+        n_old_subruns = len(base[targets[0]].meta["subruns"])
+        sources = [s for s in sources if s.subrun >= n_old_subruns]
+    new_pieces = [p for s in sources for p in pieces_for(s)]
+    dtypes = {t: _target_dtype(resolver, t, resolved) for t in targets}
+    row_bytes = max(d.itemsize for d in dtypes.values())
+    time, end = _time_and_end(scheduler, new_pieces, targets[0], dtypes[targets[0]])
+    doc = catalog.run_metadata(name)
+    old = _old_copy(base, name, targets, int(doc["start"]))
+    pieces = [old.piece, *new_pieces] if old.piece is not None and old.n_rows else new_pieces
+    n = old.n_rows + len(time)
+    # zarr chunks of the subruns' size where they share one (or of the old copy's size
+    # when extending it): their files are then copied, not compressed again
+    shared = {t: _shared_rows(base, t, new_pieces, dtypes[t]) for t in targets}
+    table = logical_chunks(
+        [(p.n, p.source.subrun) for p in new_pieces],
+        time,
+        end,
+        row_bytes,
+        chunk_target_size_mb,
+        min(old.start, int(time[0])) if len(time) else old.start,
+        max(int(doc["end"]), int(end.max())) if len(time) else int(doc["end"]),
+        resolved.subruns,
+        _hulls(flat, catalog.run_metadata),
+        name,
+        shared[targets[0]] if len(set(shared.values())) == 1 else 1,
+    )
+    for c in table:  # after the old copy's rows and chunks
+        c.update(chunk_i=c["chunk_i"] + len(old.chunks), row_start=c["row_start"] + old.n_rows)
+    table = old.chunks + table
+    common = {  # (each target's metadata: these between its lineage and its chunks)
+        "chunk_target_size_mb": chunk_target_size_mb,
+        "subruns": resolved.subruns,
+        "sub_run_spec": flat_fingerprint(flat),
+        "subrun_rows": _subrun_rows(base, targets[0], pieces, len(resolved.subruns)),
+    }
+    writing = _Writing(name, kind, targets, keys, dtypes, pieces, n, shared, table, common)
+    _write_and_commit(resolver, scheduler, writing, compressor, progress, overwrite)
+    if base is not None:  # the old definition's copy: its chunk files live on in the new one
+        for group in base.values():
+            storage.writable().discard(group.key)
+    return list(keys.values())
+
+
+def _resolve_subruns(
+    resolver: Resolver,
+    name: str,
+    keys: dict[str, DataKey],
+    flat: list[tuple[str, object]],
+    base: dict[str, StoredGroup] | None,
+    progress: bool,
+    overwrite: bool,
+    make: bool,
+) -> Resolved | None:
+    """Superrun ``name`` (``keys``: its key of each target) resolved from its subruns
+    (with ``overwrite``: not from the copy being replaced; extending ``base``: from its
+    first new subrun on), made where missing; None if another process persisted it
+    meanwhile.
+
+    Raises
+    ------
+    SuperrunDefinitionError
+        The superrun was redefined meanwhile.
+    InvalidRequest
+        Some targets are stored, not all.
+    """
+    targets = list(keys)
     resolved = resolver.resolve(
         [name],
         targets,
@@ -156,7 +240,7 @@ def _persist_superrun(
         make=make,
         progress=progress,
         stored=not overwrite,
-        from_subrun=n_old_subruns,
+        from_subrun=len(base[targets[0]].meta["subruns"]) if base is not None else 0,
     )
     defined = dict(flat)
     if [s for s, _r in flat] != [s for s in resolved.subruns if s in defined] or len(
@@ -167,135 +251,156 @@ def _persist_superrun(
             "persist it again"
         )
     if any(s.stored for s in resolved.sources):
-        if all(storage.find(str(k)) for k in keys.values()):
-            return list(keys.values())  # another process persisted it meanwhile
+        if all(resolver.storage.find(str(k)) for k in keys.values()):
+            return None
         # some targets stored, not all: load them from subruns, not the partial store
         raise InvalidRequest(
             f"superrun {name!r} is partly stored; persist targets one by one, or "
             f"{advice('overwrite')} to write them all again"
         )
-    sources = resolved.sources
-    if base is not None:  # rows of the old definition: from its stored copy, as they are
-        sources = [s for s in sources if s.subrun >= n_old_subruns]
-    new_pieces = [p for s in sources for p in pieces_for(s)]
-    dtypes = {t: _target_dtype(resolver, t, resolved) for t in targets}
-    row_bytes = max(d.itemsize for d in dtypes.values())
+    return resolved
 
-    # time and end columns (small) decide the chunk boundaries
-    t0 = targets[0]
-    ends = end_fields(dtypes[t0])
-    tcols = {f: (t0, dtypes[t0].fields[f][0]) for f in ["time", *ends]}
-    values = assemble(
-        scheduler, new_pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()])
+
+def _time_and_end(
+    scheduler: Scheduler, pieces: list[Piece], target: str, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The time and end time of the rows of ``pieces`` (small columns: they decide the
+    chunk boundaries)."""
+    tcols = {f: (target, dtype[f]) for f in ["time", *end_fields(dtype)]}
+    values = assemble(scheduler, pieces, tcols, np.dtype([(f, d) for f, (_t, d) in tcols.items()]))
+    return (
+        np.asarray(values["time"], dtype=np.int64),
+        np.asarray(endtime(values), dtype=np.int64),
     )
-    time = np.asarray(values["time"], dtype=np.int64)
-    end = np.asarray(endtime(values), dtype=np.int64)
-    doc = catalog.run_metadata(name)
-    old_chunks, n_old, start = [], 0, int(doc["start"])
+
+
+@dataclass(frozen=True)
+class _OldCopy:
+    """What an extended superrun keeps of its stored copy: its chunks (without
+    ``nbytes``), its row count, where the new rows start, and one piece of all its rows."""
+
+    chunks: list[dict]
+    n_rows: int
+    start: int
+    piece: Piece | None
+
+
+def _old_copy(
+    base: dict[str, StoredGroup] | None, name: str, targets: list[str], start: int
+) -> _OldCopy:
+    """The stored copy ``base`` an extension appends to (none: nothing kept, new rows
+    from ``start``, the superrun's start)."""
+    if base is None:
+        return _OldCopy([], 0, start, None)
+    old = base[targets[0]]
+    chunks = [{k: v for k, v in c.items() if k != "nbytes"} for c in old.chunks]
+    n_old = int(old.meta["n_rows"])
+    new_start = int(chunks[-1]["end"]) if chunks else start
+    piece = Piece(
+        Source(name, name, tuple((t, base[t]) for t in targets), 0, None, True),
+        0,
+        0,
+        n_old,
+        n_old,
+        int(chunks[0]["start"]) if chunks else new_start,
+        new_start,
+    )
+    return _OldCopy(chunks, n_old, new_start, piece)
+
+
+def _shared_rows(
+    base: dict[str, StoredGroup] | None, target: str, pieces: list[Piece], dtype: np.dtype
+) -> int:
+    """The zarr chunk rows ``target``'s arrays take: the old copy's when extending one,
+    else those the subruns share (0: none)."""
     if base is not None:
-        old = base[t0]
-        old_chunks = [{k: v for k, v in c.items() if k != "nbytes"} for c in old.chunks]
-        n_old = int(old.meta["n_rows"])
-        start = int(old_chunks[-1]["end"]) if old_chunks else start
-        old_piece = Piece(
-            Source(name, name, tuple((t, base[t]) for t in targets), 0, None, True),
-            0,
-            0,
-            n_old,
-            n_old,
-            int(old_chunks[0]["start"]) if old_chunks else start,
-            start,
-        )
-        pieces = [old_piece, *new_pieces] if n_old else new_pieces
-    else:
-        pieces = new_pieces
-    n = n_old + len(time)
-    # zarr chunks of the subruns' size where they share one (or of the old copy's size
-    # when extending it): their files are then copied, not compressed again
-    shared = {
-        t: int(base[t].meta["zarr_chunk_rows"])
-        if base is not None
-        else shared_chunk_rows(
-            {_zarr_rows(group_of(p, t)) for p in new_pieces},
-            max(dtypes[t].fields[f][0].itemsize for f in dtypes[t].names),
-        )
-        for t in targets
-    }
-    align = shared[t0] if len(set(shared.values())) == 1 else 1
-    table = chunk_table(
-        new_pieces,
-        time,
-        end,
-        row_bytes,
-        chunk_target_size_mb,
-        min(start, int(time[0])) if len(time) else start,
-        max(int(doc["end"]), int(end.max())) if len(time) else int(doc["end"]),
-        resolved.subruns,
-        _hulls(flat, catalog.run_metadata),
-        name,
-        align,
-    )
-    for c in table:  # after the old copy's rows and chunks
-        c.update(chunk_i=c["chunk_i"] + len(old_chunks), row_start=c["row_start"] + n_old)
-    table = old_chunks + table
-    typical = max((c["n"] for c in table), default=1)
-    base_rows = zarr_chunk_rows(typical, row_bytes)
+        return int(base[target].meta["zarr_chunk_rows"])
+    widest = max(dtype[f].itemsize for f in dtype.names or ())
+    return shared_chunk_rows({_zarr_rows(group_of(p, target)) for p in pieces}, widest)
 
-    subrun_rows = _subrun_rows(base, targets[0], pieces, len(resolved.subruns))
-    frontend = storage.writable()
-    states = []
+
+@dataclass(frozen=True)
+class _Writing:
+    """What is written of a persisted superrun (its data kind): per target its key, dtype
+    and zarr chunk rows (0: chosen by the writer); the pieces of its ``n`` rows in order,
+    the logical chunk table and the metadata every target shares."""
+
+    name: str
+    kind: str
+    targets: list[str]
+    keys: dict[str, DataKey]
+    dtypes: dict[str, np.dtype]
+    pieces: list[Piece]
+    n: int
+    shared: dict[str, int]
+    table: list[dict]
+    common: dict
+
+
+def _write_and_commit(
+    resolver: Resolver,
+    scheduler: Scheduler,
+    w: _Writing,
+    compressor: dict,
+    progress: bool,
+    overwrite: bool,
+) -> None:
+    """Write every target's rows and commit them in one batch (one transaction where the
+    storage can); on any failure every writer is aborted."""
+    frontend = resolver.storage.writable()
+    row_bytes = max(d.itemsize for d in w.dtypes.values())
+    base_rows = zarr_chunk_rows(max((c["n"] for c in w.table), default=1), row_bytes)
+    kind = w.kind
+    states: list[GroupWriter] = []
     try:
-        for t in targets:
-            app = frontend.writer(str(keys[t]), dtypes[t], compressor, kind, overwrite=overwrite)
+        for t in w.targets:
+            app = frontend.writer(
+                str(w.keys[t]), w.dtypes[t], compressor, kind, overwrite=overwrite
+            )
             states.append(app)
             states[-1] = app.create_arrays(
                 base_rows,
-                total_rows=n,
+                total_rows=w.n,
                 extra={"subrun": np.int32},
                 attributes={"coordinates": "subrun"},
-                rows=shared[t] or None,
+                rows=w.shared[t] or None,
             )
-        if n:
-            # per target, one task per run of whole zarr chunks of its arrays, writing each
-            # zarr chunk as soon as its rows are read: no rechunk graph, every zarr chunk
-            # written by exactly one task, memory a zarr chunk (of the columns not copied) a thread
-            offsets = np.cumsum([0] + [p.n for p in pieces])
-            tasks = []
-            for t, app in zip(targets, states):
-                rows = app.chunk_rows
-                step = rows * max(1, MERGE_BYTES // max(1, rows * dtypes[t].itemsize))
-                job = Opaque((pieces, offsets, app, dtypes[t], t))
-                tasks.extend(
-                    dask.delayed(_write_rows, pure=False)(job, r0, min(n, r0 + step))
-                    for r0 in range(0, n, step)
-                )
+        if w.n:
+            tasks = [task for t, app in zip(w.targets, states) for task in _write_tasks(w, t, app)]
             scheduler.compute(
-                *tasks, progress=progress, label=f"persisting {', '.join(targets)} of {name}"
+                *tasks, progress=progress, label=f"persisting {', '.join(w.targets)} of {w.name}"
             )
         commits = []
-        for t, app in zip(targets, states):
+        for t, app in zip(w.targets, states):
             meta = {
-                "run_id": name,
+                "run_id": w.name,
                 "data_type": t,
                 "data_kind": kind,
-                "lineage": canonical(keys[t].lineage),
-                "lineage_hash": keys[t].lineage_hash,
-                "chunk_target_size_mb": chunk_target_size_mb,
-                "subruns": resolved.subruns,
-                "sub_run_spec": flat_fingerprint(flat),
-                "subrun_rows": subrun_rows,
-                "chunks": [dict(c, nbytes=c["n"] * dtypes[t].itemsize) for c in table],
+                "lineage": canonical(w.keys[t].lineage),
+                "lineage_hash": w.keys[t].lineage_hash,
+                **w.common,
+                "chunks": [dict(c, nbytes=c["n"] * w.dtypes[t].itemsize) for c in w.table],
             }
-            commits.append(app.with_rows(n).prepare(meta))
+            commits.append(app.with_rows(w.n).prepare(meta))
         frontend.commit_all(commits)  # one batch (one transaction where the storage can)
     except BaseException:
         for app in states:
             app.abort()
         raise
-    if base is not None:  # the old definition's copy: its chunk files live on in the new one
-        for group in base.values():
-            storage.writable().discard(group.key)
-    return list(keys.values())
+
+
+def _write_tasks(w: _Writing, target: str, app: GroupWriter) -> list[Delayed]:
+    """One task per run of whole zarr chunks of ``target``'s arrays, writing each zarr
+    chunk as soon as its rows are read: no rechunk graph, every zarr chunk written by
+    exactly one task, memory a zarr chunk (of the columns not copied) a thread."""
+    offsets = np.cumsum([0] + [p.n for p in w.pieces])
+    rows = app.chunk_rows
+    step = rows * max(1, MERGE_BYTES // max(1, rows * w.dtypes[target].itemsize))
+    job = Opaque((w.pieces, offsets, app, w.dtypes[target], target))
+    return [
+        dask.delayed(_write_rows, pure=False)(job, r0, min(w.n, r0 + step))
+        for r0 in range(0, w.n, step)
+    ]
 
 
 def _extends(storage, name: str, targets, flat, keys) -> dict | None:

@@ -197,7 +197,9 @@ SETTINGS: dict[str, Setting] = {
             "allow_incomplete",
             "bool",
             False,
-            "loads skip subruns whose data is missing (with a warning) instead of making it",
+            "loads of a superrun skip subruns whose data is not stored (a warning names them) "
+            "instead of making it, unless make=True; a Dataset's attrs give skipped_subruns "
+            "and the livetime loaded; nothing stored at all still raises DataNotAvailable",
             _bool("allow_incomplete"),
         ),
         _S(

@@ -131,7 +131,8 @@ class Resolver:
             return DataKey(run_id, data_type, key.lineage_hash, key.lineage)
         group = self.stored_only(run_id, data_type)
         meta = group.meta
-        return DataKey(run_id, data_type, group.key.rsplit("-", 1)[1], meta.get("lineage") or {})
+        stored = DataKey.parse(group.key, meta.get("lineage") or {})
+        return DataKey(run_id, data_type, stored.lineage_hash, stored.lineage)
 
     def stored_only(self, run_id: str, data_type: str) -> StoredGroup:
         """The one stored group of an unregistered ``data_type`` of ``run_id``."""

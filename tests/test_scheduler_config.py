@@ -86,3 +86,34 @@ def test_an_active_client_runs_the_tasks(st):
     assert {w for _i, w in RecordingPeaks.seen} <= workers
     assert None not in {w for _i, w in RecordingPeaks.seen}
     assert st.client is None  # the client is closed: back to dask's local schedulers
+
+
+def test_a_failed_compute_returns_only_after_its_running_tasks_finished(tmp_path):
+    """dask's threaded scheduler raises at the first failed task while others still run;
+    dastrax waits for them, so that a writer's abort never races a write (a write after
+    the abort would leave a temporary folder behind)."""
+    import threading
+
+    import dask
+
+    from dastrax.core.scheduling import Scheduler
+    from dastrax.errors import DastraxError
+
+    started = threading.Event()
+    done = tmp_path / "done"
+
+    def slow():
+        started.set()
+        import time
+
+        time.sleep(0.5)
+        done.write_text("written")
+        return 1
+
+    def failing():
+        started.wait(5)
+        raise DastraxError("this task fails")
+
+    with dask.config.set(num_workers=2), pytest.raises(DastraxError, match="fails"):
+        Scheduler("threads").compute(dask.delayed(slow)(), dask.delayed(failing)())
+    assert done.exists()  # the slow task had finished when the error came

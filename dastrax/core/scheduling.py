@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -219,6 +220,8 @@ class Scheduler:
                 _distributed_progress(futures, label)
             return tuple(client.gather(futures))
         with _local_progress(progress, label):
+            if local == "threads" and dask.config.get("pool", None) is None:
+                return _compute_on_threads(collections)
             return dask.compute(*collections, scheduler=_local_get(local))
 
     def iter_ordered(
@@ -301,6 +304,22 @@ def _in_process_gets() -> tuple:
     if "dask.local" in sys.modules:
         gets.append(sys.modules["dask.local"].get_sync)
     return tuple(gets)
+
+
+def _compute_on_threads(collections: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``dask.compute`` on dask's threads, in a pool of this call's own.
+
+    When a task fails, dask raises at once while the tasks already running go on; here
+    the error comes only once they have finished, so that what the caller does next (a
+    writer's abort removing its folder) never races a task still writing into it.
+    """
+    import dask.threaded
+
+    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    try:
+        return tuple(dask.compute(*collections, scheduler=dask.threaded.get, pool=pool))
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _local_get(name: str):

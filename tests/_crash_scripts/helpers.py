@@ -60,8 +60,10 @@ def assert_rows(got: np.ndarray, want: np.ndarray) -> None:
 
 def assert_no_temporaries(storage) -> None:
     frontend = dastrax.ZarrDirectory(str(storage))
-    assert frontend.temporary_paths() == []
-    assert temp_entries(storage) == []
+    left = frontend.temporary_paths()
+    assert left == [], left
+    entries = temp_entries(storage)
+    assert entries == [], entries
 
 
 def start_writer(args: dict) -> subprocess.Popen:

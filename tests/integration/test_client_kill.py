@@ -76,7 +76,7 @@ def _check_rows(rows: np.ndarray, run_ids) -> None:
 
 
 def _spawn(storage: Path, action: str, cluster: bool) -> subprocess.Popen:
-    root = str(Path(__file__).parents[1])
+    root = str(Path(__file__).parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *sys.path]), PYTHONUNBUFFERED="1")
     args = [sys.executable, __file__, "client", str(storage), action, str(int(cluster))]
     return subprocess.Popen(

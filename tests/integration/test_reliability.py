@@ -1,6 +1,6 @@
 """Hostile inputs of issue 13 at the level of the modules that validate them, and through the
 public API where it routes there: schedulers (item 2), times (item 5), run id lengths (item
-6), compressors (item 7). Run documents (item 4): tests/test_run_documents.py.
+6), compressors (item 7). Run documents (item 4): tests/runs/test_run_documents.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import dastrax
 from dastrax.config.files import DEFAULT_CONFIG_PATH, ENV_VAR, config_path, load_config
 from dastrax.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

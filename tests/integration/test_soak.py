@@ -267,7 +267,7 @@ def _seed(storage: Path) -> None:
 
 def _start(storage, out, seed, deadline) -> subprocess.Popen:
     args = [sys.executable, __file__, "worker", str(storage), str(out), str(seed), str(deadline)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1])] + sys.path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2])] + sys.path))
     return subprocess.Popen(
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )

@@ -23,7 +23,7 @@ import pytest
 
 from dastrax.config.settings import markdown_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 STRAX_DATA = ROOT / "tests" / "data" / "strax-data" / "strax_data"
 

@@ -109,13 +109,13 @@ def test_icechunk_make_is_one_commit_naming_what_it_wrote(tmp_path):
 
 # -- a commit whose metadata write fails --------------------------------------------------
 def _writer(args: dict) -> subprocess.CompletedProcess:
-    script = Path(__file__).with_name("_crash_scripts") / "writer.py"
+    script = Path(__file__).parents[1] / "_crash_scripts" / "writer.py"
     return subprocess.run(
         [sys.executable, str(script), json.dumps(args)],
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)),
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
     )
 
 

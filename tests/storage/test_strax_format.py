@@ -26,7 +26,7 @@ from dastrax.storage import StraxDirectory, ZarrDirectory
 from dastrax.storage.codecs import dtype_to_json
 from dastrax.write.strax_import import import_strax
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 FIXTURE = os.path.join(HERE, "data", "strax-data")
 STRAX = os.path.join(FIXTURE, "strax_data")
 EXPECTED = os.path.join(FIXTURE, "expected")

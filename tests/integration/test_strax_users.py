@@ -25,7 +25,7 @@ import dastrax
 from dastrax.errors import ConfigError, InvalidRequest
 from dastrax.storage import DataDirectory, StraxDirectory, ZarrDirectory
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STRAX = ROOT / "tests" / "data" / "strax-data" / "strax_data"
 PLUGINS = [Records, Peaks, PeakClassification]
 

@@ -4,7 +4,7 @@ One small subclass per configuration: a local ``ZarrDirectory``, ``memory://``, 
 ``ZarrDirectory`` on the S3 API server (moto, tests/s3server.py), an ``IcechunkRepository``
 locally and on S3, and strax's own format read-only (``StraxDirectory`` over
 tests/data/strax-data, its rows compared with what strax returned). The ``Context``-level
-suite (tests/test_conformance.py) is the integration layer above this one.
+suite (tests/storage/test_conformance.py) is the integration layer above this one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dastrax.storage import IcechunkRepository, StraxDirectory, ZarrDirectory
 from dastrax.storage.zarr.memory import MemoryDirectory
 from dastrax.testing import DTYPE, FrontendTests, reference_rows
 
-STRAX = Path(__file__).parent / "data" / "strax-data"
+STRAX = Path(__file__).parents[1] / "data" / "strax-data"
 
 
 @pytest.fixture(scope="module")

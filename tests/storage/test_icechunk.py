@@ -26,7 +26,7 @@ DTYPE = np.dtype(
     [(("start time", "time"), np.int64), ("length", np.int32), ("dt", np.int16), ("area", "f4")]
 )
 KEY = "0-peaks-abc123"
-RACE = Path(__file__).parent / "_icechunk_scripts" / "race.py"
+RACE = Path(__file__).parents[1] / "_icechunk_scripts" / "race.py"
 
 
 def rows(n: int, t0: int = 0) -> np.ndarray:
@@ -327,7 +327,7 @@ def _race(tmp_path, url, options, mode, rounds=10):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         )
         for name in ("a", "b")
     ]
@@ -392,7 +392,7 @@ def test_two_processes_persist_the_same_superrun_at_once(s3_server, s3_bucket, t
         st.define_run(f"_sr{i}", ["0", "1", "2"][: 1 + i % 3])
     sync = tmp_path / "sync"
     sync.mkdir()
-    script = Path(__file__).parent / "_icechunk_scripts" / "persist_race.py"
+    script = Path(__file__).parents[1] / "_icechunk_scripts" / "persist_race.py"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     procs = [
         subprocess.Popen(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "superrun_tutorial.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "superrun_tutorial.py"
 
 
 def test_superrun_tutorial_script(tmp_path):

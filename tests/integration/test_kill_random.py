@@ -43,7 +43,7 @@ SIZE_MB = 0.5
 OFFSETS = {"0": 0, "1": 100_000, "2": 200_000}
 SPAN = 6_000
 SCENARIOS = ("first", "overwrite", "extend")
-WRITER = Path(__file__).with_name("_crash_scripts") / "waiting_writer.py"
+WRITER = Path(__file__).parents[1] / "_crash_scripts" / "waiting_writer.py"
 
 
 def _context(root, run_id="0"):

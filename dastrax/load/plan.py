@@ -420,25 +420,34 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
         values = np.fromiter((p.source.subrun for p in pieces), np.int32, len(pieces))
         counts = np.fromiter((p.n for p in pieces), np.int64, len(pieces))
         return np.repeat(values, counts)
-    parts: list[np.ndarray] = []
+    # runs of equal codes as (value, count) pairs, made into rows by one repeat; a stored
+    # piece read by a row index (or without recorded subrun rows) gives explicit codes
+    runs: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
     for p in pieces:
         if not p.source.stored:
-            parts.append(np.full(p.n, p.source.subrun, np.int32))
+            runs.append(np.array([p.source.subrun], np.int32))
+            lengths.append(np.array([p.n], np.int64))
             continue
         group = p.source.groups[0][1]
         starts = group.meta.get("subrun_rows")
-        if starts is not None:
+        offset = np.int32(p.source.subrun)
+        if starts is not None and p.index is None:
+            # each subrun's rows within [lo, hi): no search
             starts = np.asarray(starts, np.int64)
-            codes: np.ndarray
-            if p.index is None:  # each subrun's rows within [lo, hi): a repeat, no search
-                edges = np.clip(np.append(starts, np.iinfo(np.int64).max), p.lo, p.hi)
-                codes = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(edges))
-            else:
-                codes = np.searchsorted(starts, p.lo + p.index, side="right") - 1
-            parts.append(codes.astype(np.int32, copy=False) + np.int32(p.source.subrun))
+            edges = np.clip(np.append(starts, np.iinfo(np.int64).max), p.lo, p.hi)
+            runs.append(np.arange(len(starts), dtype=np.int32) + offset)
+            lengths.append(np.diff(edges))
+            continue
+        if starts is not None and p.index is not None:
+            starts = np.asarray(starts, np.int64)
+            found = np.searchsorted(starts, p.lo + p.index, side="right") - 1
+            codes = found.astype(np.int32, copy=False) + offset
         else:
-            parts.append(_subrun_column(group, p.lo, p.hi, p.index, p.source.subrun))
-    return np.concatenate(parts)
+            codes = _subrun_column(group, p.lo, p.hi, p.index, p.source.subrun)
+        runs.append(codes)
+        lengths.append(np.ones(len(codes), np.int64))
+    return np.repeat(np.concatenate(runs), np.concatenate(lengths))
 
 
 def _subrun_column(

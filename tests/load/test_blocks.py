@@ -124,6 +124,12 @@ def test_the_persisted_copy_has_the_same_coordinate_from_metadata(tmp_path):
     ref = unstored.isel(peaks=slice(30, 130))
     np.testing.assert_array_equal(cut.subrun.values, ref.subrun.values)
     np.testing.assert_array_equal(cut.time.values, ref.time.values)
+    # a selection read by row index from the stored copy: the coordinate follows too
+    picked = st.get_dataset(bench.SUPERRUN, "peaks", selection="channel < 3")
+    mask = unstored.channel.values < 3
+    assert 0 < mask.sum() < len(mask)
+    np.testing.assert_array_equal(picked.subrun.values, unstored.subrun.values[mask])
+    np.testing.assert_array_equal(picked.time.values, unstored.time.values[mask])
 
 
 def test_windows_and_selections_ride_on_the_blocks(tiny):

@@ -12,7 +12,7 @@ kill the state is checked:
 - the persist run again succeeds with the right rows, and then, swept, nothing
   temporary is left.
 
-20 trials in CI; ``DASTRAX_KILL_TRIALS=100`` runs more by hand (``DASTRAX_KILL_SEED``
+12 trials in CI; ``DASTRAX_KILL_TRIALS=100`` runs more by hand (``DASTRAX_KILL_SEED``
 picks the moments). The figures are printed.
 """
 
@@ -35,7 +35,7 @@ from _crash_scripts.helpers import TARGETS, assert_rows
 
 import dastrax
 
-TRIALS = int(os.environ.get("DASTRAX_KILL_TRIALS", "20"))
+TRIALS = int(os.environ.get("DASTRAX_KILL_TRIALS", "12"))
 SEED = int(os.environ.get("DASTRAX_KILL_SEED", "22"))
 #: 6 chunks of 250 rows: 1500 peaks (about 2 MB) a run; three runs
 CONFIG = {"n_chunks": 6, "recs_per_chunk": 250, "chunk_ns": 1000}

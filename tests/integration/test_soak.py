@@ -3,7 +3,7 @@ definitions, redefinitions (``overwrite=True``), extensions, persists and delete
 storage for a bounded time, while one of them is killed with SIGKILL and restarted at
 random — on each backend: a local directory, a ``ZarrDirectory`` on the S3 API server
 (moto) and an ``IcechunkRepository`` on that server. ``DASTRAX_SOAK_SECONDS`` sets the time
-per backend (default 18 s in CI; e.g. 300 by hand). After every step the worker checks an
+per backend (default 12 s in CI; e.g. 300 by hand). After every step the worker checks an
 invariant:
 
 - every row loaded is right: ``time``, ``channel``, ``length``, ``dt`` and ``area`` follow the
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SECONDS = float(os.environ.get("DASTRAX_SOAK_SECONDS", "18"))
+SECONDS = float(os.environ.get("DASTRAX_SOAK_SECONDS", "12"))
 N_CHUNKS, RECS, CHUNK_NS = 4, 40, 1000
 SPAN = N_CHUNKS * CHUNK_NS
 OFFSETS = {"0": 0, "1": 10_000, "2": 20_000, "3": 30_000}

@@ -22,6 +22,7 @@ import math
 import mmap
 import os
 import threading
+from collections.abc import Callable
 
 import google_crc32c
 import numpy as np
@@ -124,14 +125,22 @@ def layout(root: str, path: str) -> Layout | None:
         return None
     if root.startswith("file://"):
         root = root[len("file://") :]
-    adir = os.path.join(root, path)
+    return parsed_array_doc(os.path.join(root, path), _CACHE, _parse)
+
+
+def parsed_array_doc[T](
+    adir: str, cache: dict[str, tuple[tuple, T | None]], parse: Callable[[str, dict], T | None]
+) -> T | None:
+    """``parse(adir, doc)`` of the local array ``adir``'s ``zarr.json`` (None where it is
+    missing or not JSON), kept in ``cache`` per file version (inode, mtime, size): an
+    array rewritten since is read again."""
     meta = os.path.join(adir, "zarr.json")
     try:
         st = os.stat(meta)
     except OSError:
         return None
     sig = (st.st_ino, st.st_mtime_ns, st.st_size)
-    hit = _CACHE.get(adir)
+    hit = cache.get(adir)
     if hit is not None and hit[0] == sig:
         return hit[1]
     try:
@@ -139,11 +148,11 @@ def layout(root: str, path: str) -> Layout | None:
             doc = json.loads(f.read())
     except (OSError, ValueError):
         return None
-    found = _parse(adir, doc)
+    found = parse(adir, doc)
     with _CACHE_LOCK:
-        if len(_CACHE) >= MAX_CACHED_LAYOUTS:
-            _CACHE.clear()
-        _CACHE[adir] = (sig, found)
+        if len(cache) >= MAX_CACHED_LAYOUTS:
+            cache.clear()
+        cache[adir] = (sig, found)
     return found
 
 

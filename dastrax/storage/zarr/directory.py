@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 
 import fsspec
 import numpy as np
@@ -184,21 +185,7 @@ class ZarrDirectory(StorageFrontend):
 
     def _write_bytes(self, path: str, data: bytes) -> None:
         if self.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    if FSYNC:
-                        f.flush()
-                        os.fsync(f.fileno())
-                os.replace(tmp, path)
-                if FSYNC:
-                    fsync_dir(os.path.dirname(path))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
-                raise
+            _publish_local(path, data, os.replace)
         else:
             with self._remote(f"writing {path}"):
                 self.fs.pipe_file(path, data)
@@ -642,24 +629,11 @@ class ZarrDirectory(StorageFrontend):
                 except (ValueError, NotImplementedError, TypeError):
                     return super().create_run_metadata(run_id, doc)
         self._sweep_once()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                if FSYNC:
-                    f.flush()
-                    os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            if FSYNC:
-                fsync_dir(os.path.dirname(path))
-            return True
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+            _publish_local(path, data, os.link)  # fails if a document is there
+        except FileExistsError:
+            return False
+        return True
 
     def _attachment_path(self, run_id: str, name: str) -> str:
         from dastrax.core.names import validate_run_id as _check
@@ -789,3 +763,23 @@ def _indexed_metadata(url: str, options: tuple, key: str, n_rows: int) -> dict:
             f"{meta.get('n_rows')} rows, not {n_rows}); open it again"
         )
     return meta
+
+
+def _publish_local(path: str, data: bytes, place: Callable[[str, str], None]) -> None:
+    """Write ``data`` to a temporary file beside ``path`` (fsynced with ``DASTRAX_FSYNC``),
+    then ``place(tmp, path)``: ``os.replace`` (atomic overwrite) or ``os.link`` (exclusive
+    create: ``FileExistsError`` if ``path`` exists). The temporary file never stays."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{socket.gethostname()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if FSYNC:
+                f.flush()
+                os.fsync(f.fileno())
+        place(tmp, path)
+        if FSYNC:
+            fsync_dir(os.path.dirname(path))
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)

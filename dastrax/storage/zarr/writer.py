@@ -21,7 +21,7 @@ from dastrax.storage.abc import GroupWriter, PendingCommit
 from dastrax.storage.codecs import dtype_from_json, make_codecs
 from dastrax.storage.grid import buffer_rows, position_chunk_rows
 from dastrax.storage.groupdoc import group_document
-from dastrax.storage.zarr import _fastwrite
+from dastrax.storage.zarr import _fastread, _fastwrite
 from dastrax.storage.zarr.layout import (
     COMMIT_FILE,
     PUBLISH_FILE,
@@ -375,20 +375,13 @@ def _chunk_signature(adir: str) -> tuple | None:
     """What must match for a zarr chunk file of one array to be another's: dtype, chunk
     shape and codecs — or None where this is not a local zarr v3 array with a regular
     grid and the default ``/`` chunk keys (cached per ``zarr.json`` version)."""
+    return _fastread.parsed_array_doc(adir, _SIGNATURES, _signature_of)
+
+
+def _signature_of(adir: str, doc: dict) -> tuple | None:
     import json
 
-    meta = os.path.join(adir, "zarr.json")
     try:
-        st = os.stat(meta)
-    except OSError:
-        return None
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    hit = _SIGNATURES.get(adir)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    try:
-        with open(meta, "rb") as f:
-            doc = json.loads(f.read())
         grid, enc = doc["chunk_grid"], doc["chunk_key_encoding"]
         ok = (
             doc.get("zarr_format") == 3
@@ -398,21 +391,15 @@ def _chunk_signature(adir: str) -> tuple | None:
             and not doc.get("storage_transformers")
             and list(grid["configuration"]["chunk_shape"][1:]) == list(doc["shape"][1:])
         )
-        sig = (
-            (
-                json.dumps(doc["data_type"], sort_keys=True),
-                tuple(grid["configuration"]["chunk_shape"]),
-                json.dumps(doc["codecs"], sort_keys=True),
-            )
-            if ok
-            else None
+        if not ok:
+            return None
+        return (
+            json.dumps(doc["data_type"], sort_keys=True),
+            tuple(grid["configuration"]["chunk_shape"]),
+            json.dumps(doc["codecs"], sort_keys=True),
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        sig = None
-    if len(_SIGNATURES) > 100_000:
-        _SIGNATURES.clear()
-    _SIGNATURES[adir] = (stamp, sig)
-    return sig
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _committed_doc(fs, path: str) -> bool:
@@ -614,7 +601,6 @@ def check_group_document(folder: str, meta: dict) -> None:
     """Raise ``OSError`` unless the group document in local ``folder`` is complete: it
     reads back, holds the metadata ``meta`` (rows and chunk table) and the consolidated
     metadata of every array."""
-    from dastrax.storage.zarr import _fastread
 
     path = os.path.join(folder, "zarr.json")
     try:

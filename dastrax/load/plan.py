@@ -411,17 +411,21 @@ def dask_columns(pieces: list[Piece], cols: Columns, max_rows: int | None) -> di
 
 
 def subrun_codes(pieces: list[Piece]) -> np.ndarray:
-    """Each row's index into the load's subrun list, from metadata: a constant per piece
-    of a subrun; for a stored superrun, from the rows per subrun its metadata records
-    (``subrun_rows``), else read from its ``subrun`` column."""
+    """Each row's index into the load's subrun list (see :func:`subrun_runs`)."""
+    return np.repeat(*subrun_runs(pieces))
+
+
+def subrun_runs(pieces: list[Piece]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' indices into the load's subrun list as runs ``(labels, lengths)``, from
+    metadata: one run per piece of a subrun; for a stored superrun, from the rows per
+    subrun its metadata records (``subrun_rows``), else read from its ``subrun`` column
+    (one run a row)."""
     if not pieces:
-        return np.zeros(0, np.int32)
+        return np.zeros(0, np.int32), np.zeros(0, np.int64)
     if not any(p.source.stored for p in pieces):
         values = np.fromiter((p.source.subrun for p in pieces), np.int32, len(pieces))
         counts = np.fromiter((p.n for p in pieces), np.int64, len(pieces))
-        return np.repeat(values, counts)
-    # runs of equal codes as (value, count) pairs, made into rows by one repeat; a stored
-    # piece read by a row index (or without recorded subrun rows) gives explicit codes
+        return values, counts
     runs: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     for p in pieces:
@@ -447,7 +451,7 @@ def subrun_codes(pieces: list[Piece]) -> np.ndarray:
             codes = _subrun_column(group, p.lo, p.hi, p.index, p.source.subrun)
         runs.append(codes)
         lengths.append(np.ones(len(codes), np.int64))
-    return np.repeat(np.concatenate(runs), np.concatenate(lengths))
+    return np.concatenate(runs), np.concatenate(lengths)
 
 
 def _subrun_column(
@@ -668,7 +672,7 @@ def _dataset(
         data_vars[name] = xr.Variable(dims, arrays[name], attrs=attrs)
     return labelled(
         data_vars,
-        subrun_codes(pieces),
+        subrun_runs(pieces),
         res.subruns,
         {"run_id": run_id, "data_types": res.targets, "data_kind": kind, "subruns": res.subruns},
     )
@@ -676,24 +680,33 @@ def _dataset(
 
 def labelled(
     data_vars: Mapping[str, xr.Variable],
-    codes: np.ndarray,
+    codes: np.ndarray | tuple[np.ndarray, np.ndarray],
     subruns: Sequence[str],
     attrs: dict[str, Any],
 ) -> xr.Dataset:
-    """A Dataset of ``data_vars`` with the ``subrun`` coordinate ``codes`` (in memory:
-    known from metadata) and an index on it, so that ``ds.groupby("subrun")`` groups
-    lazily and ``ds.sel(subrun=k)`` picks subrun ``k``'s rows, int64 times exact."""
+    """A Dataset of ``data_vars`` with the ``subrun`` coordinate: each row's index into
+    ``subruns``, given as ``codes`` (one a row) or as runs ``(labels, lengths)``, known from
+    metadata. Its index makes ``ds.groupby("subrun")`` group lazily and
+    ``ds.sel(subrun=k)`` pick subrun ``k``'s rows, int64 times exact: a
+    :class:`~dastrax.load.subrunindex.SubrunIndex` (nothing a row until asked) where the
+    labels come in increasing order, else xarray's ``PandasIndex``."""
     import xarray as xr
 
+    from dastrax.load.subrunindex import SubrunIndex
+
     kind = attrs["data_kind"]
-    subrun = xr.Variable(
-        [kind],
-        codes,
-        attrs={
-            "long_name": "index of the row's subrun in attrs['subruns']",
-            "labels": list(subruns),
-        },
-    )
+    coord_attrs = {
+        "long_name": "index of the row's subrun in attrs['subruns']",
+        "labels": list(subruns),
+    }
+    if isinstance(codes, tuple):
+        index = SubrunIndex.from_runs(*codes, dim=kind)
+        if index is not None:
+            coords = xr.Coordinates.from_xindex(index)
+            coords.variables["subrun"].attrs.update(coord_attrs)
+            return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        codes = np.repeat(*codes)
+    subrun = xr.Variable([kind], codes, attrs=coord_attrs)
     ds = xr.Dataset(data_vars, coords={"subrun": subrun}, attrs=attrs)
     return ds.set_xindex("subrun")
 

@@ -35,7 +35,7 @@ from dastrax.load.requests import (
     run_id_of,
     run_ids_of,
 )
-from dastrax.load.resolver import Resolver
+from dastrax.load.resolver import MissingData, Resolver
 from dastrax.runs.catalog import Catalog
 from dastrax.storage import StorageFrontend, StorageList, normalize_compressor
 from dastrax.ui import display, introspect
@@ -210,7 +210,7 @@ class Context:
         self._storage = StorageList(storage)
         self._catalog = Catalog(self._storage)
         self._registry = PluginRegistry()
-        self._resolver = Resolver(self._registry, self._storage, self._catalog, self._make)
+        self._resolver = Resolver(self._registry, self._storage, self._catalog)
         self.context_config = settings.context_defaults()
         self._client = client
         self._scheduler_obj: Scheduler | None = None
@@ -266,7 +266,7 @@ class Context:
     def storage(self, value: StorageSpec | None) -> None:
         self._storage = StorageList(value)
         self._catalog = Catalog(self._storage)
-        self._resolver = Resolver(self._registry, self._storage, self._catalog, self._make)
+        self._resolver = Resolver(self._registry, self._storage, self._catalog)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -394,7 +394,7 @@ class Context:
         """
         new = copy.copy(self)
         new._registry = copy.deepcopy(self._registry)
-        new._resolver = Resolver(new._registry, new._storage, new._catalog, new._make)
+        new._resolver = Resolver(new._registry, new._storage, new._catalog)
         new.context_config = dict(self.context_config)
         new.set_context_config(context_config)
         return new
@@ -644,7 +644,31 @@ class Context:
         if req.columns is not None and req.check_lineage:
             introspect.check_columns(self._registry, targets, req.columns)
         incomplete = bool(self.context_config["allow_incomplete"])
-        return joined.resolve(res, self._scheduler, run_id_or_ids, targets, req, incomplete), req
+        load = self._planned(
+            lambda: joined.resolve(res, self._scheduler, run_id_or_ids, targets, req, incomplete)
+        )
+        return load, req
+
+    def _planned[T](self, plan: Callable[[], T]) -> T:
+        """``plan()``, and where it finds data to be made first (:class:`MissingData`):
+        make it, then plan again — a load or a persist is planned from what is stored,
+        never by a plan calling back into the maker. A join over several data kinds may
+        find one kind missing after another; data a round made that is still missing
+        (deleted meanwhile) is :class:`DataNotAvailable`."""
+        made: set[tuple[str, str]] = set()
+        while True:
+            try:
+                return plan()
+            except MissingData as missing:
+                wanted = {(r, t) for r, ts in missing.requests for t in ts}
+                if wanted <= made:
+                    raise DataNotAvailable(
+                        "made but still not stored (deleted meanwhile by another process?): "
+                        + ", ".join(f"{t} of run {r!r}" for r, t in sorted(wanted))
+                        + "; load again"
+                    ) from None
+                self._make(missing.requests, missing.progress)
+                made |= wanted
 
     def _check_readable(self, strict: bool = True) -> None:
         """Refuse a storage location that does not exist (naming it) on a call that
@@ -717,7 +741,7 @@ class Context:
         run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         kwargs = _load_kwargs(locals(), "chunks")
         res, req = self._load(run_id_or_ids, targets, kwargs)
-        return joined.dataset(res, req.columns, run_id_or_ids, chunks)
+        return res.dataset(req.columns, run_id_or_ids, chunks)
 
     @accepts_aliases
     @_load_doc
@@ -774,7 +798,7 @@ class Context:
         kwargs = _load_kwargs(locals(), "add_run_id_field")
         res, req = self._load(run_id_or_ids, targets, kwargs)
         labels = not isinstance(run_id_or_ids, str) and add_run_id_field
-        return joined.array(self._scheduler, res, req.columns, labels, self._progress(req.progress))
+        return res.array(self._scheduler, req.columns, labels, self._progress(req.progress))
 
     @accepts_aliases
     @_load_doc
@@ -876,7 +900,7 @@ class Context:
         """
         run_id_or_ids, targets = first_arguments(run_id_or_ids, targets, _given(run_id))
         res, req = self._load(run_id_or_ids, targets, _load_kwargs(locals()))
-        return joined.iter_chunks(self._scheduler, res, req.columns)
+        return res.iter_chunks(self._scheduler, req.columns)
 
     # -- runs -------------------------------------------------------------------------
     def write_run_metadata(self, run_id: str, doc: dict[str, Any]) -> None:
@@ -1299,12 +1323,14 @@ class Context:
             {"chunk_target_size_mb": size if chunk_target_size_mb is None else chunk_target_size_mb}
         )
         compressor = normalize_compressor(self.context_config["compressor"])
-        return joined.persist_superrun(
-            *(self._resolver, self._scheduler, name, targets, size["chunk_target_size_mb"]),
-            *(compressor, self._progress(progress)),
-            overwrite=overwrite,
-            make=make,
-            combining=combining,
+        return self._planned(
+            lambda: joined.persist_superrun(
+                *(self._resolver, self._scheduler, name, targets, size["chunk_target_size_mb"]),
+                *(compressor, self._progress(progress)),
+                overwrite=overwrite,
+                make=make,
+                combining=combining,
+            )
         )
 
     # -- strax's introspection --------------------------------------------------------

@@ -566,6 +566,28 @@ class Resolved:
     #: the pieces before the selection, where already known (e.g. from an open index)
     base_pieces: list[Piece] | None = field(default=None, repr=False, compare=False)
 
+    # the outputs of a load (a join computed over a superrun gives the same three)
+    def array(
+        self, scheduler: Scheduler, columns: Sequence[str] | None, labels: bool, progress: bool
+    ) -> np.ndarray:
+        """The numpy result (see :func:`array`)."""
+        return array(scheduler, self, columns, labels, progress)
+
+    def iter_chunks(
+        self, scheduler: Scheduler, columns: Sequence[str] | None = None
+    ) -> Iterator[Chunk]:
+        """One chunk per piece (see :func:`iter_chunks`)."""
+        return iter_chunks(scheduler, self, columns)
+
+    def dataset(
+        self,
+        columns: Sequence[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
+        chunks: ChunksArg = "auto",
+    ) -> xr.Dataset:
+        """The lazy Dataset (see :func:`dataset`)."""
+        return dataset(self, columns, run_id, chunks)
+
     def pieces(self) -> list[Piece]:
         """The pieces of the load (cut to ranges, then to the selection), made once."""
         if getattr(self, "_pieces", None) is None:

@@ -7,9 +7,9 @@ import contextlib
 import difflib
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -27,12 +27,15 @@ from dastrax.errors import (
     advice,
 )
 from dastrax.load import openindex
-from dastrax.load.plan import Resolved, Source, gc_paused
+from dastrax.load.plan import ChunksArg, Resolved, Source, gc_paused
 from dastrax.runs.catalog import Catalog
 from dastrax.runs.superruns import flat_fingerprint, superrun_document
 from dastrax.storage import StorageList, StoredGroup
 
-__all__ = ["PartialResolved", "Resolved", "Resolver", "intersect_ranges"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["MissingData", "PartialResolved", "Resolved", "Resolver", "intersect_ranges"]
 
 #: where a snapshot keeps the lineage memo (beside run ids and flattened superruns)
 _KEYS = ("lineage keys",)
@@ -61,6 +64,32 @@ class PartialResolved(Resolved):
     skipped: dict[str, list[str]] = field(default_factory=dict)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def dataset(
+        self,
+        columns: Sequence[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
+        chunks: ChunksArg = "auto",
+    ) -> xr.Dataset:
+        """The lazy Dataset, with the skipped subruns and the livetime loaded in its
+        attributes (:func:`incomplete_attrs`)."""
+        ds = super().dataset(columns, run_id, chunks)
+        ds.attrs.update(incomplete_attrs(list(self.documents.values()), run_id))
+        return ds
+
+
+def incomplete_attrs(
+    documents: list[dict], run_id: str | Sequence[str] | None
+) -> dict[str, object]:
+    """The attributes of a load that skipped subruns (``allow_incomplete``):
+    ``skipped_subruns``, and for a load of one superrun the ``livetime`` (s) of the
+    subruns it holds."""
+    attrs: dict[str, object] = {
+        "skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]
+    }
+    if isinstance(run_id, str) and len(documents) == 1:
+        attrs["livetime"] = documents[0]["livetime"]
+    return attrs
+
 
 def intersect_ranges(ranges, time_range):
     """``ranges`` (or everything, if None) cut to ``time_range`` (or left, if None), as
@@ -69,6 +98,17 @@ def intersect_ranges(ranges, time_range):
         return None if ranges is None else as_windows(ranges)
     window = as_windows([time_range])
     return window if ranges is None else intersect(as_windows(ranges), window)
+
+
+class MissingData(Exception):  # noqa: N818 - a signal between layers, not an error
+    """A plan found data that is to be made first: ``requests`` as
+    ``[(run_id, [data_type, ...]), ...]``. The façade makes them and plans again
+    (:meth:`dastrax.Context._planned`); it never reaches a user."""
+
+    def __init__(self, requests: list[tuple[str, list[str]]], progress: bool = False) -> None:
+        super().__init__(requests)
+        self.requests = requests
+        self.progress = progress
 
 
 class Resolver:
@@ -82,9 +122,6 @@ class Resolver:
         The frontends data is found in.
     catalog
         Run documents and superrun definitions.
-    make
-        ``make(requests, progress)`` makes and stores what is missing of
-        ``[(run_id, [data_type, ...]), ...]`` (the context's maker).
     open_index
         Whether big superruns are opened through the open index
         (:mod:`dastrax.load.openindex`).
@@ -95,14 +132,12 @@ class Resolver:
         registry: PluginRegistry,
         storage: StorageList,
         catalog: Catalog,
-        make: Callable[..., list[str]],
         open_index: bool = True,
     ):
         self.open_index = open_index
         self.registry = registry
         self.storage = storage
         self.catalog = catalog
-        self.make = make
 
     # -- keys -------------------------------------------------------------------------
     def flat(self, run_id: str) -> list[tuple[str, object]]:
@@ -440,12 +475,13 @@ class Resolver:
         make: bool | None,
         progress: bool,
     ) -> None:
-        """Make ``missing`` (all runs together), as ``make`` says."""
+        """Hand ``missing`` (all runs together) to the caller to be made, as ``make`` says
+        (:class:`MissingData`), or refuse it."""
         if make is False:
             raise self.not_stored(missing, keys)
         if make is None:  # a load: runs nothing knows are typos (SEMANTICS.md)
             self.refuse_unknown(missing)
-        self.make(list(missing.items()), progress)
+        raise MissingData(list(missing.items()), progress)
 
     def _skip_missing(
         self,

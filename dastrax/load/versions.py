@@ -60,7 +60,7 @@ def pinned(resolver: Resolver, name: str, version: int) -> Resolver:
     view = frontend.at_version(name, version)
     others = [f for f in resolver.storage if f is not frontend]
     storage = StorageList([view, *others])
-    return Resolver(resolver.registry, storage, Catalog(storage), resolver.make, open_index=False)
+    return Resolver(resolver.registry, storage, Catalog(storage), open_index=False)
 
 
 def superrun_versions(resolver: Resolver, name: str) -> pd.DataFrame:

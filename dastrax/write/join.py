@@ -46,7 +46,7 @@ from dastrax.errors import (
 from dastrax.load import plan as loader
 from dastrax.load.plan import Piece, Resolved, Source, end_fields, group_of
 from dastrax.load.requests import LoadRequest
-from dastrax.load.resolver import PartialResolved, Resolver, intersect_ranges
+from dastrax.load.resolver import PartialResolved, Resolver, incomplete_attrs, intersect_ranges
 from dastrax.runs.superruns import flat_fingerprint
 from dastrax.storage import GroupWriter
 from dastrax.storage.grid import buffer_rows
@@ -367,6 +367,25 @@ class JoinLoad:
     def subruns(self) -> list[str]:
         return self.work.subruns
 
+    # the outputs of a load, as :class:`dastrax.load.plan.Resolved` gives them
+    def array(
+        self, scheduler: Scheduler, columns: Sequence[str] | None, labels: bool, progress: bool
+    ) -> np.ndarray:
+        return _array(self, scheduler, columns, labels, progress)
+
+    def iter_chunks(
+        self, scheduler: Scheduler, columns: Sequence[str] | None = None
+    ) -> Iterator[Chunk]:
+        return _iter_chunks(self, scheduler, columns)
+
+    def dataset(
+        self,
+        columns: Sequence[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
+        chunks: str | int | Mapping[str, str | int] | None = "auto",
+    ) -> xr.Dataset:
+        return _dataset(self, columns, run_id, chunks)
+
     def selected(self) -> list[int]:
         """The join chunks that overlap the time range."""
         if self.time_range is None:
@@ -542,16 +561,14 @@ def _check_stored_lineage(group, k: DataKey, check: bool) -> None:
         )
 
 
-def array(
+def _array(
+    res: JoinLoad,
     scheduler: Scheduler,
-    res: Load,
     columns: Sequence[str] | None,
     labels: bool,
     progress: bool,
 ) -> np.ndarray:
-    """``loader.array`` for stored loads; the join's rows in time order otherwise."""
-    if isinstance(res, Resolved):
-        return loader.array(scheduler, res, columns, labels, progress)
+    """The join's rows in time order (:meth:`JoinLoad.array`)."""
     _picked, tasks, dtype = res.tasks(columns)
     if not tasks:
         return np.empty(0, dtype)
@@ -561,14 +578,11 @@ def array(
     return np.concatenate(blocks)
 
 
-def iter_chunks(
-    scheduler: Scheduler, res: Load, columns: Sequence[str] | None = None
+def _iter_chunks(
+    res: JoinLoad, scheduler: Scheduler, columns: Sequence[str] | None = None
 ) -> Iterator[Chunk]:
-    """``loader.iter_chunks`` for stored loads; one :class:`Chunk` per join chunk (run id
-    the superrun, ``subruns`` naming its one subrun) otherwise."""
-    if isinstance(res, Resolved):
-        yield from loader.iter_chunks(scheduler, res, columns)
-        return
+    """One :class:`Chunk` per join chunk (run id the superrun, ``subruns`` naming its one
+    subrun) (:meth:`JoinLoad.iter_chunks`)."""
     picked, tasks, _dtype = res.tasks(columns)
     data_type = "+".join(res.targets)
     ts, te = res.time_range or (None, None)
@@ -579,25 +593,21 @@ def iter_chunks(
         yield Chunk(data, s, e, res.work.name, data_type, subruns)
 
 
-def dataset(
-    res: Load,
+def _dataset(
+    res: JoinLoad,
     columns: Sequence[str] | None = None,
     run_id: str | Sequence[str] | None = None,
     chunks: str | int | Mapping[str, str | int] | None = "auto",
 ) -> xr.Dataset:
-    """``loader.dataset`` for stored loads; for a join, a lazy ``xarray.Dataset`` whose
-    blocks compute the join's chunks. Row counts come from the bases' metadata where a
+    """A lazy ``xarray.Dataset`` whose blocks compute the join's chunks
+    (:meth:`JoinLoad.dataset`; its blocks are the join's chunks, whatever ``chunks``).
+    Row counts come from the bases' metadata where a
     target has a base's data kind (types of one kind share rows) and no time range cuts;
     otherwise a counting pass computes them first (the data itself stays lazy)."""
     import dask.array as da
     import xarray as xr
     from dask.highlevelgraph import HighLevelGraph
 
-    if isinstance(res, Resolved):
-        ds = loader.dataset(res, columns, run_id, chunks)
-        if isinstance(res, PartialResolved):
-            ds.attrs.update(_incomplete_attrs(list(res.documents.values()), run_id))
-        return ds
     work = res.work
     picked, tasks, dtype = res.tasks(columns)
     base = next((b for b in work.bases if work.kinds[b] == res.data_kind), None)
@@ -622,9 +632,9 @@ def dataset(
         t = res.columns(columns)[name][0]
         dims = [kind] + [f"{name}_dim{i}" for i in range(1, sub.ndim + 1)]
         data_vars[name] = xr.Variable(dims, arr, attrs=loader.variable_attrs(work.dtypes[t], name))
-    subrun = np.concatenate(
-        [np.full(n, work.chunks[j][0], np.int32) for j, n in zip(picked, counts)]
-        or [np.zeros(0, np.int32)]
+    subrun = (  # runs of rows: each join chunk's subrun
+        np.array([work.chunks[j][0] for j in picked], np.int32),
+        np.array(counts, np.int64),
     )
     attrs: dict[str, object] = {  # (the Dataset's)
         "run_id": run_id,
@@ -634,22 +644,8 @@ def dataset(
         "computed_over": "joined subruns",
     }
     if work.skipped and work.document is not None:
-        attrs.update(_incomplete_attrs([work.document], run_id))
+        attrs.update(incomplete_attrs([work.document], run_id))
     return loader.labelled(data_vars, subrun, work.subruns, attrs)
-
-
-def _incomplete_attrs(
-    documents: list[dict], run_id: str | Sequence[str] | None
-) -> dict[str, object]:
-    """The attributes of a load that skipped subruns (``allow_incomplete``):
-    ``skipped_subruns``, and for a load of one superrun the ``livetime`` (s) of the
-    subruns it holds."""
-    attrs: dict[str, object] = {
-        "skipped_subruns": [s for d in documents for s in d["skipped_subruns"]]
-    }
-    if isinstance(run_id, str) and len(documents) == 1:
-        attrs["livetime"] = documents[0]["livetime"]
-    return attrs
 
 
 def _n(piece) -> int:

@@ -95,6 +95,15 @@ def test_a_two_output_plugin(tmp_path):
     np.testing.assert_array_equal(counts["time"], np.arange(10))
     low = st.get_array("0", "low_records")
     assert len(low) == 50 and (low["channel"] < 5).all()
+    # persist_superrun of one output stores that output for a superrun, with its subruns
+    st.define_run("_p", ["0", "1", "2"])
+    st.persist_superrun("_p", "chunk_counts")
+    assert st.is_stored("_p", "chunk_counts") and not st.is_stored("_p", "low_records")
+    np.testing.assert_array_equal(
+        st.get_array("_p", "chunk_counts"),
+        st.get_array(["0", "1", "2"], "chunk_counts", add_run_id_field=False),
+    )
+    assert set(st.get_metadata("_p", "chunk_counts")["chunks"][0]["subruns"]) == {"0", "1", "2"}
     # for the superrun: subruns made (both outputs), loaded, persisted one kind at a time
     st.set_context_config({"write_superruns": True})
     st.make("_sr", ["low_records", "chunk_counts"])

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dastrax.errors import CorruptData
+
 __all__ = [
     "Chunk",
     "chunk_boundaries",
     "chunk_entry",
     "chunk_stats",
+    "damaged_chunk_table",
     "endtime",
     "field_dtype",
     "field_names",
     "fields_of",
     "merge_columns",
+    "table_intervals",
+    "table_rows",
+    "table_span",
 ]
 
 #: a field of a structured dtype, as ``numpy.dtype.fields`` gives it: ``(dtype, offset)``
@@ -154,6 +160,70 @@ def chunk_entry(
         "subruns": subruns,
         "stats": chunk_stats(data) or None,
     }
+
+
+def damaged_chunk_table(where: str, error: BaseException) -> CorruptData:
+    """The error of a stored group whose chunk table lacks a field (or holds a value that
+    is not an integer): names the group (``where``: its key and location) and the fix."""
+    return CorruptData(
+        f"the chunk table of {where or 'a stored group'} is damaged ({error!r} in its chunk "
+        "entries, which need start, end, row_start, n): delete the group and make it again"
+    )
+
+
+def table_rows(chunks: Sequence[Mapping[str, Any]], where: str) -> int:
+    """The number of rows a stored group's chunk table holds (the sum of its ``n``).
+
+    Raises
+    ------
+    CorruptData
+        An entry lacks ``n`` or its ``n`` is not an integer; names ``where``.
+
+    Examples
+    --------
+    >>> table_rows([{"n": 3}, {"n": 0}, {"n": 4}], "0-peaks-abc in ./data")
+    7
+    """
+    try:
+        return sum(int(c["n"]) for c in chunks)
+    except (KeyError, TypeError, ValueError) as e:
+        raise damaged_chunk_table(where, e) from None
+
+
+def table_intervals(chunks: Sequence[Mapping[str, Any]], where: str) -> list[tuple[int, int]]:
+    """The ``[start, end)`` of every entry of a stored group's chunk table.
+
+    Raises
+    ------
+    CorruptData
+        An entry lacks ``start`` or ``end`` (or they are not integers); names ``where``.
+    """
+    try:
+        return [(int(c["start"]), int(c["end"])) for c in chunks]
+    except (KeyError, TypeError, ValueError) as e:
+        raise damaged_chunk_table(where, e) from None
+
+
+def table_span(chunks: Sequence[Mapping[str, Any]], i: int, where: str) -> tuple[int, int]:
+    """The group rows ``[lo, hi)`` of entry ``i`` of a stored group's chunk table.
+
+    Raises
+    ------
+    CorruptData
+        The entry lacks ``row_start`` or ``n`` (or they are not integers); names
+        ``where``.
+
+    Examples
+    --------
+    >>> table_span([{"row_start": 0, "n": 3}, {"row_start": 3, "n": 4}], 1, "g")
+    (3, 7)
+    """
+    try:
+        c = chunks[i]
+        lo = int(c["row_start"])
+        return lo, lo + int(c["n"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise damaged_chunk_table(where, e) from None
 
 
 @dataclass

@@ -152,9 +152,10 @@ def per_run_default(entries, run_id: str, default=_NO_DEFAULT):
 class Plugin:
     """Base class of everything that produces a data type.
 
-    Subclasses set ``provides``, ``depends_on``, optionally ``data_kind`` (defaults to
-    ``provides``), ``__version__``, a ``dtype`` (class attribute or ``infer_dtype``), and
-    ``compute``. Source plugins (``depends_on = ()``) also define ``chunk_intervals``.
+    Subclasses set ``provides``, ``depends_on``, optionally ``data_kind`` (defaults, as in
+    strax, to the first dependency's kind; to ``provides`` for a source plugin),
+    ``__version__``, a ``dtype`` (class attribute or ``infer_dtype``), and ``compute``.
+    Source plugins (``depends_on = ()``) also define ``chunk_intervals``.
 
     ``allow_superrun = True`` (strax 2's flag): asked for a superrun, the plugin computes
     once over the superrun's joined subruns, with ``run_id`` = the superrun and its run

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dastrax.errors import CorruptData, SuperrunDefinitionError
+from dastrax.core.chunks import damaged_chunk_table
+from dastrax.errors import SuperrunDefinitionError
 
 __all__ = [
     "ChunkSelection",
@@ -29,7 +30,10 @@ __all__ = [
     "union",
 ]
 
-_TABLE_FIELDS = ("start", "end", "row_start", "n", "first_time", "last_endtime")
+#: the fields every chunk-table entry has; the times may be None for empty chunks
+_NEEDED_FIELDS = ("start", "end", "row_start", "n")
+_TIME_FIELDS = ("first_time", "last_endtime")
+_TABLE_FIELDS = _NEEDED_FIELDS + _TIME_FIELDS
 
 
 @dataclass(slots=True)
@@ -172,7 +176,9 @@ def chunk_table(chunks) -> dict[str, np.ndarray]:
         return out
     rows = list(chunks)
     out = {}
-    for f in _TABLE_FIELDS:
+    for f in _NEEDED_FIELDS:  # a missing one is a KeyError: never read as row 0
+        out[f] = np.array([int(c[f]) for c in rows], np.int64).reshape(-1)
+    for f in _TIME_FIELDS:
         # empty chunks may carry no first_time/last_endtime; they select nothing
         out[f] = np.array([int(c.get(f) or 0) for c in rows], np.int64).reshape(-1)
     out["chunk_i"] = np.array([int(c.get("chunk_i", i)) for i, c in enumerate(rows)], np.int64)
@@ -218,7 +224,7 @@ def select_all(chunks) -> list[ChunkSelection]:
                 None,
             )
             for i, c in enumerate(chunks)
-            if c.get("n")
+            if int(c["n"])
         ]
     t = chunk_table(chunks)
     return [
@@ -270,7 +276,8 @@ def select_rows(
     >>> def read(lo, hi):
     ...     t = np.arange(lo, hi)
     ...     return t, t + 1
-    >>> [s[:4] for s in select_rows(table, np.array([[2, 4], [10, 20]]), read)]
+    >>> picked = select_rows(table, np.array([[2, 4], [10, 20]]), read)
+    >>> [(s.chunk_i, s.lo, s.hi, s.n) for s in picked]
     [(0, 2, 4, 2), (1, 10, 20, 10)]
 
     Raises
@@ -283,10 +290,7 @@ def select_rows(
             return select_all(chunks)
         t = chunk_table(chunks)
     except (KeyError, TypeError, ValueError) as e:
-        raise CorruptData(
-            f"the chunk table of {where or 'a stored group'} is damaged ({e!r} in its chunk "
-            "entries, which need start, end, row_start, n): delete the group and make it again"
-        ) from None
+        raise damaged_chunk_table(where, e) from None
     return _select_windows(t, windows, read_time_end)
 
 

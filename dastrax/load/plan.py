@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from dastrax.core.chunks import endtime
+from dastrax.core.chunks import endtime, table_rows
 from dastrax.core.rowfilter import Selection
 from dastrax.core.windows import as_windows, select_rows
 from dastrax.errors import CorruptData, InvalidRequest
@@ -126,9 +126,9 @@ def pieces_for(source: Source) -> list[Piece]:
     # types of one kind hold the same rows in the same order, so rows [lo, hi) of the
     # first group's chunks are the same rows in every group, however each was chunked
     # (e.g. a superrun's types persisted one at a time with different row sizes)
-    n_rows = sum(c["n"] for c in group.chunks)
+    n_rows = table_rows(group.chunks, f"{group.key} in {group.url}")
     for dt, g in source.groups[1:]:
-        if sum(c["n"] for c in g.chunks) != n_rows:
+        if table_rows(g.chunks, f"{g.key} in {g.url}") != n_rows:
             raise InvalidRequest(
                 f"{group.key} and {g.key} hold different numbers of rows, so "
                 f"{source.groups[0][0]} and {dt} cannot be merged column-wise; load them "

@@ -19,7 +19,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from dask.task_spec import DataNode, Task, TaskRef
 
-from dastrax.core.chunks import endtime, merge_columns
+from dastrax.core.chunks import endtime, merge_columns, table_intervals, table_span
 from dastrax.core.lineage import DataKey, canonical
 from dastrax.core.plugin import Plugin, chunk_rows
 from dastrax.core.plugins import PluginRegistry
@@ -82,7 +82,7 @@ def plan_run(
 def _intervals(work: RunWork) -> list[tuple[int, int]]:
     if work.inputs:
         first = next(iter(work.inputs.values()))
-        return [(c["start"], c["end"]) for c in first.chunks]
+        return table_intervals(first.chunks, f"{first.key} in {first.url}")
     source = next(p for p in work.plugins.values() if not type(p).depends_on)
     try:
         intervals = [(int(s), int(e)) for s, e in source.chunk_intervals(work.run_id)]
@@ -114,8 +114,8 @@ def compute_chunk(
     results: dict[str, np.ndarray] = {}
     done: dict = {}  # a multi-output plugin's result, for all its outputs
     for dt, group in work.inputs.items():
-        c = group.chunks[i]
-        results[dt] = group.read_rows(c["row_start"], c["row_start"] + c["n"])
+        lo, hi = table_span(group.chunks, i, f"{group.key} in {group.url}")
+        results[dt] = group.read_rows(lo, hi)
     for dt in work.compute:
         plugin = work.plugins[dt]
         name = type(plugin).__name__

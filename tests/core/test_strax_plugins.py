@@ -95,6 +95,15 @@ def test_a_two_output_plugin(tmp_path):
     np.testing.assert_array_equal(counts["time"], np.arange(10))
     low = st.get_array("0", "low_records")
     assert len(low) == 50 and (low["channel"] < 5).all()
+    # persist_superrun of one output stores that output for a superrun, with its subruns
+    st.define_run("_p", ["0", "1", "2"])
+    st.persist_superrun("_p", "chunk_counts")
+    assert st.is_stored("_p", "chunk_counts") and not st.is_stored("_p", "low_records")
+    np.testing.assert_array_equal(
+        st.get_array("_p", "chunk_counts"),
+        st.get_array(["0", "1", "2"], "chunk_counts", add_run_id_field=False),
+    )
+    assert set(st.get_metadata("_p", "chunk_counts")["chunks"][0]["subruns"]) == {"0", "1", "2"}
     # for the superrun: subruns made (both outputs), loaded, persisted one kind at a time
     st.set_context_config({"write_superruns": True})
     st.make("_sr", ["low_records", "chunk_counts"])
@@ -162,14 +171,56 @@ def test_write_superruns_of_a_join_stores_chunks_of_the_target_size(tmp_path):
     assert [len(c) for c in st.get_iter("_sr", "doubled")] == [7000] * 4 + [2000]
 
 
-def test_a_chunk_table_missing_a_field_is_corrupt_data(tmp_path):
-    st = dastrax.Context(storage=str(tmp_path), register=[Records], progress=False)
-    st.make("0", "records")
-    key = str(st.key_for("0", "records"))
+def test_compute_gets_what_its_signature_names(tmp_path):
+    """strax introspects compute: inputs by data kind, and ``start, end`` or ``chunk_i``
+    only where named, in any order."""
+
+    class ChunkNumbers(dastrax.Plugin):
+        depends_on = "records"
+        provides = "chunk_numbers"
+        data_kind = "chunk_numbers"
+        dtype = [("time", np.int64), ("endtime", np.int64), ("i", np.int32), ("n", np.int32)]
+
+        def compute(self, chunk_i, end, records, start):
+            return {"time": [start], "endtime": [end], "i": [chunk_i], "n": [len(records)]}
+
+    st = dastrax.Context(storage=str(tmp_path), register=[Records, ChunkNumbers], progress=False)
+    got = st.get_array("0", "chunk_numbers")
+    np.testing.assert_array_equal(got["i"], np.arange(10))
+    np.testing.assert_array_equal(got["time"], np.arange(10))
+    np.testing.assert_array_equal(got["endtime"], np.arange(1, 11))
+    np.testing.assert_array_equal(got["n"], 10)
+
+
+def _damage(st, tmp_path, run_id, data_type, field):
+    key = str(st.key_for(run_id, data_type))
     path = tmp_path / key / "zarr.json"
     doc = json.loads(path.read_text())
     for c in doc["attributes"]["dastrax"]["chunks"]:
-        del c["row_start"]
+        del c[field]
     path.write_text(json.dumps(doc))
-    with pytest.raises(CorruptData, match=key):
-        st.get_array("0", "records")
+    return key
+
+
+LOADS = {
+    "get_array": lambda st: st.get_array("0", "records"),
+    "time_range": lambda st: st.get_array("0", "records", time_range=(2, 5)),
+    "get_iter": lambda st: list(st.get_iter("0", "records")),
+    "make a dependent": lambda st: st.make("0", "record_area"),
+    "a superrun": lambda st: st.get_array("_sr", "records"),
+}
+
+
+@pytest.mark.parametrize("field", ["row_start", "n", "start", "end"])
+@pytest.mark.parametrize("call", list(LOADS))
+def test_a_chunk_table_missing_a_field_is_corrupt_data(tmp_path, field, call):
+    """A stored chunk table without a field is CorruptData naming the group and the field,
+    for every way its rows are read: never a bare KeyError, never rows read from row 0."""
+    st = dastrax.Context(storage=str(tmp_path), register=[Records, AreaPerRecord], progress=False)
+    st.make("0", "records")
+    st.write_run_metadata("0", {"start": 0, "end": 10})
+    st.define_run("_sr", ["0"])
+    key = _damage(st, tmp_path, "0", "records", field)
+    with pytest.raises(CorruptData, match=rf"{key}.*KeyError\('{field}'\)"):
+        LOADS[call](st)
+    assert not st.is_stored("0", "record_area")

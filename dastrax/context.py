@@ -415,6 +415,7 @@ class Context:
         return bool(self.context_config["progress"] if progress is None else progress)
 
     # -- keys -------------------------------------------------------------------------
+    @accepts_aliases
     def key_for(self, run_id: str, data_type: str, combining: bool = False) -> DataKey:
         """The key naming ``data_type`` of ``run_id``: ``run_id-data_type-lineage_hash``.
 
@@ -457,6 +458,7 @@ class Context:
             return self._resolver.key(run_id, data_type)
         return joined.key(self._resolver, run_id, data_type)
 
+    @accepts_aliases
     def is_stored(self, run_id: str, data_type: str, combining: bool = False) -> bool:
         """Whether complete, committed data of exactly this lineage is stored. Never makes
         data; False where the storage does not exist (yet).
@@ -492,6 +494,7 @@ class Context:
         except LineageMismatch:
             return False
 
+    @accepts_aliases
     def get_metadata(self, run_id: str, data_type: str) -> dict[str, Any]:
         """The stored metadata of ``data_type`` of ``run_id``; never makes data.
 

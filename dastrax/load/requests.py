@@ -33,6 +33,7 @@ ALIASES = {
     "selection_str": "selection",
     "progress_bar": "progress",
     "_check_lineage_per_run_id": "check_lineage",
+    "target": "data_type",  # strax's key_for / is_stored / get_metadata
 }
 #: keywords of every load besides the aliases
 KNOWN = (

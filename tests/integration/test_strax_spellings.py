@@ -133,3 +133,13 @@ def test_scan_runs_and_list_available_from_documents_and_stored_data(st):
     assert sorted(st.scan_runs()["name"]) == ["0", "1", "2"]
     assert st.list_available("peaks") == ["0", "1"]
     assert st.list_available("records") == ["0", "1", "2"]
+
+
+def test_target_is_strax_s_name_of_the_data_type(tmp_path):
+    st = dastrax.Context(storage=str(tmp_path), register=[Records, Peaks], progress=False)
+    st.make("0", "peaks")
+    assert st.key_for("0", target="peaks") == st.key_for("0", "peaks")
+    assert st.is_stored("0", target="peaks")
+    assert st.get_metadata("0", target="peaks")["data_type"] == "peaks"
+    with pytest.raises(dastrax.InvalidRequest, match="given both"):
+        st.key_for("0", data_type="peaks", target="records")

@@ -70,6 +70,10 @@ def test_bench_scaling_small(tmp_path):
         assert row[name]["sum"] == want, name
     assert row["area_unstored"]["rows"] == row["area_stored"]["rows"] == want
     assert row["load_big"]["rows"] == row["load_stored"]["rows"] == want
+    # the floor of the unstored get_array(area): its 4 columns' chunk files, read
+    assert row["files_area_unstored"]["files"] == 3 * 4
+    assert row["files_area_unstored"]["bytes"] > 0
+    assert "(floor) reading its files" in proc.stdout
     # the table and the targets
     assert "| sum, threads |" in proc.stdout and "load all, 10 big subruns" in proc.stdout
     assert "graph tasks / bound" in proc.stdout

@@ -3,28 +3,31 @@
 A writer persists superrun ``_sr`` (two targets of one kind) in one of three ways — its
 first persist, a persist with ``overwrite=True`` over a stored copy, and the persist of
 an extended superrun (whose old copy it links and then discards) — and is killed with
-SIGKILL after a random delay, uniform over the time a whole persist takes (writers are
-started ahead, ``_crash_scripts/waiting_writer.py``). After each
-kill the state is checked:
+SIGKILL after a random delay, uniform over the time a whole persist takes (each writer a
+process forked from one that imported dastrax once, ``_crash_scripts/waiting_writer.py``:
+a trial does not pay a fresh interpreter's import). After each kill the state is checked:
 
 - each target reported stored (``is_stored``) loads exactly the superrun's rows;
 - every listed key opens and its ``time`` column reads whole (no ``CorruptData``);
 - the persist run again succeeds with the right rows, and then, swept, nothing
   temporary is left.
 
-12 trials in CI; ``DASTRAX_KILL_TRIALS=100`` runs more by hand (``DASTRAX_KILL_SEED``
+20 trials in CI; ``DASTRAX_KILL_TRIALS=100`` runs more by hand (``DASTRAX_KILL_SEED``
 picks the moments). The figures are printed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +38,7 @@ from _crash_scripts.helpers import TARGETS, assert_rows
 
 import dastrax
 
-TRIALS = int(os.environ.get("DASTRAX_KILL_TRIALS", "12"))
+TRIALS = int(os.environ.get("DASTRAX_KILL_TRIALS", "20"))
 SEED = int(os.environ.get("DASTRAX_KILL_SEED", "22"))
 #: 6 chunks of 250 rows: 1500 peaks (about 2 MB) a run; three runs
 CONFIG = {"n_chunks": 6, "recs_per_chunk": 250, "chunk_ns": 1000}
@@ -79,30 +82,40 @@ def seeds(tmp_path_factory):
 
 
 class Writers:
-    """Writer processes (``_crash_scripts/waiting_writer.py``), each started while the one
-    before runs, so that its import is done when its trial starts."""
+    """One writer process (``_crash_scripts/waiting_writer.py``) that imports dastrax once
+    and forks a fresh writer for each persist (a fresh interpreter takes seconds of CPU to
+    import dastrax: most of a trial's time). The writers' errors go to ``log``."""
 
-    def __init__(self):
-        self.spare = self._start()
-
-    @staticmethod
-    def _start() -> subprocess.Popen:
+    def __init__(self, log: Path):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WRITER.parents[1]), *sys.path]))
-        return subprocess.Popen(
-            [sys.executable, str(WRITER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
+        self.log = log
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(WRITER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+            )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self._next(120) == "ready", self._errors()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("")
+
+    def _next(self, timeout: float) -> str:
+        return self.lines.get(timeout=timeout)
+
+    def _errors(self) -> str:
+        return self.log.read_text()[-3000:]
 
     def run(self, storage, scenario: str, delay: float) -> dict:
-        """Persist in the spare writer; SIGKILL it ``delay`` seconds after it started,
+        """Persist in a forked writer; SIGKILL it ``delay`` seconds after it started,
         unless it finished first."""
-        proc, self.spare = self.spare, None
-        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
         req = {
             "storage": str(storage),
             "name": "_sr",
@@ -111,28 +124,32 @@ class Writers:
             "chunk_target_size_mb": SIZE_MB,
             "config": CONFIG,
         }
-        proc.stdin.write(json.dumps(req) + "\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "started", proc.stderr.read()[-3000:]
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        started = self._next(60)
+        assert started.startswith("started "), started + self._errors()
         t0 = time.monotonic()
-        self.spare = self._start()
         try:
-            proc.wait(timeout=delay)
-            killed = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            killed = True
+            ended = self._next(delay)
+        except queue.Empty:
+            with contextlib.suppress(ProcessLookupError):  # (it ended at that moment)
+                os.killpg(int(started.split()[1]), signal.SIGKILL)
+            ended = self._next(60)
         seconds = time.monotonic() - t0
-        out, err = proc.communicate()
-        if not killed and proc.returncode != 0:
-            raise AssertionError(f"the writer failed ({proc.returncode}):\n{err[-3000:]}")
+        assert ended.startswith("exit "), ended + self._errors()
+        code = int(ended.split()[1])
+        killed = code == -signal.SIGKILL
+        if not killed and code != 0:
+            raise AssertionError(f"the writer failed ({code}):\n{self._errors()}")
         return {"killed": killed, "seconds": seconds}
 
     def close(self):
-        if self.spare is not None:
-            os.killpg(self.spare.pid, signal.SIGKILL)
-            self.spare.communicate()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def check_state(storage, want: dict) -> list[str]:
@@ -170,7 +187,7 @@ def rerun_and_check(storage, scenario: str, want: dict) -> None:
 def test_kill_at_a_random_moment_of_a_persist(seeds, tmp_path, capsys):
     base, want = seeds
     rng = random.Random(SEED)
-    writers = Writers()
+    writers = Writers(tmp_path / "writers.log")
     try:
         # how long a whole persist takes, per scenario (not killed)
         duration = {}

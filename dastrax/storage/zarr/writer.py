@@ -621,9 +621,9 @@ def check_group_document(folder: str, meta: dict) -> None:
 #: whether commits make a group durable (``DASTRAX_FSYNC=1``): its files flushed to disk
 #: (once for a whole batch: :func:`publish`) before the rename that makes it visible, the
 #: directory after it. Off by default: measured side by side at 2.44 GB, the flush — the
-#: disk writing the ~1.4 GB of chunk files a persist copies — is 1.0-1.3 s, +13 to +35 %
-#: of a persist on the loaded machine and about +130 % on a quiet one (0.75 s), above the
-#: 10 % that would make it the default (README, Guarantees)
+#: disk writing the ~1.4 GB of chunk files a persist copies — is 0.7-1.3 s: a median +31 %
+#: of a persist on the loaded machine (15 rounds) and more than +100 % on a quiet one
+#: (0.75 s), above the 10 % that would make it the default (README, Guarantees)
 FSYNC = os.environ.get("DASTRAX_FSYNC", "0") not in ("0", "false", "no", "")
 
 #: how the files of a group are flushed: ``"syncfs"`` (one ``syncfs(2)`` of the

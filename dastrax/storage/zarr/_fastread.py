@@ -186,9 +186,12 @@ def _buffer(name: str, nbytes: int) -> np.ndarray:
     return buf
 
 
-def _read_file(path: str) -> np.ndarray:
+def _read_file(path: str, cap: int = 0) -> np.ndarray:
     """The bytes of file ``path``: small files read into the calling thread's reused
-    buffer, big ones memory-mapped (read-only).
+    buffer, big ones memory-mapped (read-only). ``cap``: the size the file cannot reach
+    if it is what the caller expects (a small chunk's, with its codecs' overhead): such a
+    file is read without asking its size first (one system call less a file, which a
+    load of thousands of tiny groups makes tens of thousands of times).
 
     Mapping the page cache costs a fraction of copying it out with ``read`` on the
     machines measured (0.3 s against 1.5 s for 1.4 GB); for small files the mapping's
@@ -205,6 +208,13 @@ def _read_file(path: str) -> np.ndarray:
     except OSError as e:
         raise _damaged(path, str(e)) from e
     try:
+        if 0 < cap <= MAP_FILE_BYTES:
+            buf = _buffer("raw", cap)
+            got = os.readv(fd, [memoryview(buf)[:cap]])
+            if got < cap:  # the whole file (a read of a regular file stops only at its end)
+                if got < 5:
+                    raise _damaged(path, f"file too short ({got} bytes)")
+                return buf[:got]
         size = os.fstat(fd).st_size
         if size < 5:
             raise _damaged(path, f"file too short ({size} bytes)")
@@ -215,7 +225,7 @@ def _read_file(path: str) -> np.ndarray:
         buf = _buffer("raw", size)
         got = 0
         while got < size:
-            n = os.readv(fd, [memoryview(buf)[got:size]])
+            n = os.preadv(fd, [memoryview(buf)[got:size]], got)
             if not n:
                 break
             got += n
@@ -235,7 +245,9 @@ def _damaged(path: str, why: str) -> CorruptData:
 def _decode_into(lay: Layout, c: int, dest: np.ndarray) -> None:
     """Chunk ``c`` of ``lay`` decoded into ``dest`` (exactly ``chunk_nbytes`` bytes)."""
     path = lay.chunk_file(c)
-    raw = _read_file(path)
+    # (blosc adds at most 16 bytes to what it holds, crc32c 4: a bigger file is damaged
+    # or another codec's, read in full and reported below)
+    raw = _read_file(path, lay.chunk_nbytes + 64 if lay.compressor != "zstd" else 0)
     payload = raw[:-4]
     if _crc32c(payload) != int.from_bytes(raw[-4:].tobytes(), "little"):
         raise _damaged(path, "Stored and computed checksum do not match")

@@ -269,8 +269,12 @@ def test_the_package_is_typed_licensed_and_runnable():
     assert importlib.resources.files("dastrax").joinpath("py.typed").is_file()
     meta = importlib.metadata.metadata("dastrax")
     assert meta["License-Expression"] == "MIT"
-    assert any(u.startswith("Homepage, https://") for u in meta.get_all("Project-URL"))
-    assert "Typing :: Typed" in meta.get_all("Classifier")
+    assert "LICENSE" in (meta.get_all("License-File") or [])
+    classifiers = meta.get_all("Classifier")
+    assert "Typing :: Typed" in classifiers
+    assert "Programming Language :: Python :: 3.12" in classifiers
+    # no made-up addresses: the project has no public home yet, so it names none
+    assert not meta.get_all("Project-URL")
     proc = subprocess.run(
         [sys.executable, "-m", "dastrax", "--help"], capture_output=True, text=True, timeout=120
     )

@@ -210,9 +210,14 @@ def test_load_signatures_list_every_keyword(name):
     assert ("add_run_id_field" in params) == (name in ("get_array", "get_df"))
     doc = method.__doc__
     params_doc = doc.split("Parameters\n")[1].split("Returns\n")[0]
-    for kw in LOAD_KEYWORDS:
+    for kw in [*LOAD_KEYWORDS, *(p for p in params if p != "self")]:
         assert re.search(rf"^\s+{kw} : ", params_doc, re.M), (name, kw)
-    assert "Raises\n" in doc and "RunNotFound" in doc.split("Raises\n")[1]
+    assert "Raises\n" in doc
+    raises_doc = doc.split("Raises\n")[1].split("Examples\n")[0]
+    named = re.findall(r"^\s{8}(\w+)$", raises_doc, re.M)
+    assert {"RunNotFound", "DataNotAvailable", "InvalidRequest", "LineageMismatch"} <= set(named)
+    for error in named:
+        assert issubclass(getattr(dastrax.errors, error), dastrax.errors.DastraxError), error
     if name == "get_dataset":
         assert "chunks" in params
     else:

@@ -212,3 +212,20 @@ def test_the_subrun_idiom_keeps_times_exact():
         assert not re.search(r"\.where\(\s*\w+\.subrun\b", text), text
     shown = [b["code"] for b in readme_blocks() if "sel(subrun=" in b["code"] and not b["skip"]]
     assert any('.time.dtype == "int64"' in c for c in shown), shown
+
+
+def test_the_test_command_runs_two_processes_in_ci_as_in_the_readme():
+    """The README's test command is CI's, and both run the suite in two processes: ``-n 2`` in
+    pyproject's addopts, with pytest-xdist among the test tools."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    addopts = project["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("-n") + 1] == "2"
+    assert any(
+        d.startswith("pytest-xdist") for d in project["project"]["optional-dependencies"]["test"]
+    )
+    assert "`-n 2`" in README.read_text().split("## A short tour")[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\.venv/bin/pytest -q$", ci, re.M)
+    assert "pip install -q -e '.[test]'" in ci

@@ -74,11 +74,76 @@ def assert_one_line_error(proc, *needles):
         assert needle in lines[0]
 
 
+# A plain ``pip install -e .``, as the README's first command (issue 23): in a subprocess with
+# this environment, every module of an installed distribution that dastrax's own requirements
+# (not its extras) do not bring in is refused, as if it were not installed.
+_PLAIN_INSTALL = """
+import importlib.abc, os, sys
+
+_REFUSED = frozenset(os.environ["DASTRAX_TEST_REFUSED_MODULES"].split(","))
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _REFUSED:
+            message = f"No module named {name!r} (not in a plain install)"
+            raise ModuleNotFoundError(message, name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+def plain_install_env(tmp_path) -> dict[str, str]:
+    """Environment variables under which a subprocess sees only a plain install's modules."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    needed, todo = set(), [("dastrax", "")]
+    while todo:
+        name, extra = todo.pop()
+        key = (canonicalize_name(name), extra)
+        if key in needed:
+            continue
+        needed.add(key)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo += [(req.name, "")] + [(req.name, e) for e in req.extras]
+    plain = {n for n, _ in needed}
+    refused = {
+        module
+        for module, dists in md.packages_distributions().items()
+        if not any(canonicalize_name(d) in plain for d in dists) and module.isidentifier()
+    }
+    assert {"pytest", "moto", "s3fs", "hypothesis"} <= refused and "dask" not in refused
+    site = tmp_path / "plain-install"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_PLAIN_INSTALL)
+    return {"PYTHONPATH": str(site), "DASTRAX_TEST_REFUSED_MODULES": ",".join(sorted(refused))}
+
+
+def test_the_plain_install_refuses_the_test_tools(tmp_path):
+    env = {**os.environ, **plain_install_env(tmp_path)}
+    code = "import dask, zarr, dastrax.cli.main; import pytest"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "No module named 'pytest' (not in a plain install)" in proc.stderr
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A directory where ``dastrax demo`` ran (on its defaults: ./dastrax_data, threads)."""
+    """A directory where ``dastrax demo`` ran (on its defaults: ./dastrax_data, threads), with
+    only the modules of a plain install importable (the README's first command)."""
     cwd = tmp_path_factory.mktemp("demo")
-    proc = run("demo", cwd=cwd)
+    proc = run("demo", cwd=cwd, env=plain_install_env(tmp_path_factory.mktemp("site")))
     assert "_demo" in proc.stdout
     assert "reads back the same 300 rows" in proc.stdout
     assert "livetime 3e-08 s" in proc.stdout  # seconds, as everywhere (issue 23)

@@ -210,9 +210,14 @@ def test_load_signatures_list_every_keyword(name):
     assert ("add_run_id_field" in params) == (name in ("get_array", "get_df"))
     doc = method.__doc__
     params_doc = doc.split("Parameters\n")[1].split("Returns\n")[0]
-    for kw in LOAD_KEYWORDS:
+    for kw in [*LOAD_KEYWORDS, *(p for p in params if p != "self")]:
         assert re.search(rf"^\s+{kw} : ", params_doc, re.M), (name, kw)
-    assert "Raises\n" in doc and "RunNotFound" in doc.split("Raises\n")[1]
+    assert "Raises\n" in doc
+    raises_doc = doc.split("Raises\n")[1].split("Examples\n")[0]
+    named = re.findall(r"^\s{8}(\w+)$", raises_doc, re.M)
+    assert {"RunNotFound", "DataNotAvailable", "InvalidRequest", "LineageMismatch"} <= set(named)
+    for error in named:
+        assert issubclass(getattr(dastrax.errors, error), dastrax.errors.DastraxError), error
     if name == "get_dataset":
         assert "chunks" in params
     else:
@@ -269,8 +274,12 @@ def test_the_package_is_typed_licensed_and_runnable():
     assert importlib.resources.files("dastrax").joinpath("py.typed").is_file()
     meta = importlib.metadata.metadata("dastrax")
     assert meta["License-Expression"] == "MIT"
-    assert any(u.startswith("Homepage, https://") for u in meta.get_all("Project-URL"))
-    assert "Typing :: Typed" in meta.get_all("Classifier")
+    assert "LICENSE" in (meta.get_all("License-File") or [])
+    classifiers = meta.get_all("Classifier")
+    assert "Typing :: Typed" in classifiers
+    assert "Programming Language :: Python :: 3.12" in classifiers
+    # no made-up addresses: the project has no public home yet, so it names none
+    assert not meta.get_all("Project-URL")
     proc = subprocess.run(
         [sys.executable, "-m", "dastrax", "--help"], capture_output=True, text=True, timeout=120
     )

@@ -198,3 +198,34 @@ def test_the_cluster_block_runs_as_a_script():
     # and the strax section says where ./strax_data comes from
     strax = README.read_text().split("## Reading strax data")[1]
     assert "tests/data/strax-data/strax_data" in strax.split("```")[0]
+
+
+def test_the_subrun_idiom_keeps_times_exact():
+    """The README and the documentation's notebooks select a subrun with ``ds.sel(subrun=k)``,
+    which keeps int64 times (``ds.where(ds.subrun == k)`` made them float64, off by up to
+    115 ns: issue 23); the README's block that shows it asserts the dtype."""
+    code = [b["code"] for b in readme_blocks() if b["lang"] == "python"]
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        code += re.findall(r"^```\{code-cell\}.*?\n(.*?)^```", page.read_text(), re.M | re.S)
+    assert len(code) > 20
+    for text in code:
+        assert not re.search(r"\.where\(\s*\w+\.subrun\b", text), text
+    shown = [b["code"] for b in readme_blocks() if "sel(subrun=" in b["code"] and not b["skip"]]
+    assert any('.time.dtype == "int64"' in c for c in shown), shown
+
+
+def test_the_test_command_runs_two_processes_in_ci_as_in_the_readme():
+    """The README's test command is CI's, and both run the suite in two processes: ``-n 2`` in
+    pyproject's addopts, with pytest-xdist among the test tools."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    addopts = project["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("-n") + 1] == "2"
+    assert any(
+        d.startswith("pytest-xdist") for d in project["project"]["optional-dependencies"]["test"]
+    )
+    assert "`-n 2`" in README.read_text().split("## A short tour")[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\.venv/bin/pytest -q$", ci, re.M)
+    assert "pip install -q -e '.[test]'" in ci

@@ -276,6 +276,7 @@ SCALING_ONLY = {
     "sum_stored",
     "area_unstored",
     "area_stored",
+    "files_area_unstored",
     "cluster_unstored",
     "cluster_stored",
     "load_big",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,13 +57,9 @@ def _free_port() -> int:
 
 
 def _moto_command(port: int) -> list[str]:
-    exe = Path(sys.executable).with_name("moto_server")
-    if exe.exists():
-        return [str(exe), "-H", "127.0.0.1", "-p", str(port)]
-    found = shutil.which("moto_server")
-    if found:
-        return [found, "-H", "127.0.0.1", "-p", str(port)]
-    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    """moto's server, its conditional writes atomic as on S3 (see ``_moto_atomic.py``)."""
+    launcher = Path(__file__).with_name("_moto_atomic.py")
+    return [sys.executable, str(launcher), "-H", "127.0.0.1", "-p", str(port)]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:

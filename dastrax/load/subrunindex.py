@@ -22,6 +22,8 @@ from xarray.core.coordinate_transform import CoordinateTransform
 from xarray.core.indexes import CoordinateTransformIndex, Index, PandasIndex
 from xarray.core.indexing import IndexSelResult
 
+from dastrax.errors import InvalidRequest
+
 __all__ = ["SubrunIndex", "SubrunTransform", "runs_of"]
 
 #: the coordinate's name
@@ -141,8 +143,10 @@ class SubrunIndex(CoordinateTransformIndex):
     def from_variables(
         cls, variables: Mapping[Any, Variable], *, options: Mapping[str, Any]
     ) -> SubrunIndex:
-        raise NotImplementedError(  # xarray's contract for indexes built from their own data
-            "a SubrunIndex is built by SubrunIndex.from_runs and Coordinates.from_xindex"
+        raise InvalidRequest(  # (xarray's set_xindex asks this; the runs are not in the data)
+            "a SubrunIndex is not built from a coordinate's values: dastrax's loads give it; "
+            "build one with SubrunIndex.from_runs(labels, lengths, dim=...) and "
+            "xarray.Coordinates.from_xindex"
         )
 
     @property

@@ -175,3 +175,11 @@ def test_a_lazy_superrun_keeps_its_labels_in_runs_and_pickles(storage_dir):
     assert isinstance(stored.xindexes["subrun"], SubrunIndex)
     assert np.array_equal(stored.subrun.values, ds.subrun.values)
     assert np.array_equal(stored.sel(subrun=2).time.values, st.get_array("2", "peaks")["time"])
+
+
+def test_set_xindex_with_it_says_how_to_build_one():
+    import dastrax
+
+    _lazy, plain = _pair()
+    with pytest.raises(dastrax.InvalidRequest, match="from_runs"):
+        plain.drop_indexes("subrun").set_xindex("subrun", SubrunIndex)

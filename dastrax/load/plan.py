@@ -592,8 +592,14 @@ class Resolved:
         run_id: str | Sequence[str] | None = None,
         chunks: ChunksArg = "auto",
     ) -> xr.Dataset:
-        """The lazy Dataset (see :func:`dataset`)."""
-        return dataset(self, columns, run_id, chunks)
+        """The lazy Dataset (see :func:`dataset`), with :meth:`extra_attrs`."""
+        ds = dataset(self, columns, run_id, chunks)
+        ds.attrs.update(self.extra_attrs(run_id))
+        return ds
+
+    def extra_attrs(self, run_id: str | Sequence[str] | None) -> dict[str, object]:
+        """Attributes a kind of load adds to its Dataset (none here)."""
+        return {}
 
     def pieces(self) -> list[Piece]:
         """The pieces of the load (cut to ranges, then to the selection), made once."""

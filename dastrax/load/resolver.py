@@ -9,7 +9,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,13 +27,10 @@ from dastrax.errors import (
     advice,
 )
 from dastrax.load import openindex
-from dastrax.load.plan import ChunksArg, Resolved, Source, gc_paused
+from dastrax.load.plan import Resolved, Source, gc_paused
 from dastrax.runs.catalog import Catalog
 from dastrax.runs.superruns import flat_fingerprint, superrun_document
 from dastrax.storage import StorageList, StoredGroup
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = ["MissingData", "PartialResolved", "Resolved", "Resolver", "intersect_ranges"]
 
@@ -64,17 +61,9 @@ class PartialResolved(Resolved):
     skipped: dict[str, list[str]] = field(default_factory=dict)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def dataset(
-        self,
-        columns: Sequence[str] | None = None,
-        run_id: str | Sequence[str] | None = None,
-        chunks: ChunksArg = "auto",
-    ) -> xr.Dataset:
-        """The lazy Dataset, with the skipped subruns and the livetime loaded in its
-        attributes (:func:`incomplete_attrs`)."""
-        ds = super().dataset(columns, run_id, chunks)
-        ds.attrs.update(incomplete_attrs(list(self.documents.values()), run_id))
-        return ds
+    def extra_attrs(self, run_id: str | Sequence[str] | None) -> dict[str, object]:
+        """The skipped subruns and the livetime loaded (:func:`incomplete_attrs`)."""
+        return incomplete_attrs(list(self.documents.values()), run_id)
 
 
 def incomplete_attrs(
